@@ -1,0 +1,106 @@
+"""simple-otp: routes and the stream handler. Thin on purpose.
+
+Each route parses the request, calls one chalicelib function and maps its
+exceptions to a status code; all rules live in chalicelib.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, CORSConfig, Response
+
+from chalicelib import challenges, delivery, inputs, settings
+from chalicelib.errors import (
+    InvalidCode,
+    InvalidCredentials,
+    InvalidRequest,
+    OtpError,
+    RateLimited,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+SETTINGS = settings.load()  # fails at start-up, naming the bad variable
+
+app = Chalice(app_name="simple-otp")
+app.log.setLevel(logging.INFO)
+logging.getLogger("simple-otp").setLevel(logging.INFO)
+
+CORS = CORSConfig(allow_origin=SETTINGS.allowed_origin, allow_headers=["Content-Type"], max_age=600)
+ROUTE = {"methods": ["POST"], "cors": CORS, "content_types": ["*/*"]}
+
+STATUS: dict[type[OtpError], int] = {
+    InvalidRequest: 400,
+    InvalidCredentials: 401,
+    InvalidCode: 401,
+    SessionExpired: 410,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+}
+
+_UNAVAILABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "TransactionConflictException",
+    "Throttling",
+}
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def _error_response(error: Exception) -> Response:
+    if isinstance(error, OtpError):
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+        return _json(STATUS[type(error)], error.body(), headers)
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    transport = type(error).__module__.startswith(("botocore", "urllib3"))
+    if code in _UNAVAILABLE or (transport and not code):
+        app.log.error("AWS unavailable: %s %s", type(error).__name__, code)
+        return _json(503, ServiceUnavailable().body())
+    app.log.error("unexpected error: %s", type(error).__name__)
+    return _json(500, {"error": "internal_error", "message": "Something went wrong on our side."})
+
+
+def _handle(call: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    request = app.current_request
+    try:
+        body = inputs.parse_body(request.raw_body, request.headers.get("content-type"))
+        return _json(200, call(body))
+    except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer
+        return _error_response(error)
+
+
+def _source_ip() -> str | None:
+    return (app.current_request.context.get("identity") or {}).get("sourceIp")
+
+
+@app.route("/otp", **ROUTE)
+def start_sign_in() -> Response:
+    return _handle(lambda body: challenges.start(SETTINGS, body, _source_ip()))
+
+
+@app.route("/otp/verify", **ROUTE)
+def verify_code() -> Response:
+    return _handle(lambda body: challenges.verify(SETTINGS, body))
+
+
+@app.route("/otp/resend", **ROUTE)
+def resend_code() -> Response:
+    return _handle(lambda body: challenges.resend(SETTINGS, body, _source_ip()))
+
+
+@app.on_dynamodb_record(
+    stream_arn=SETTINGS.stream_arn, batch_size=25, starting_position="TRIM_HORIZON", name="send_code"
+)
+def send_code(event: Any) -> None:
+    delivery.deliver(SETTINGS, ((record.event_name, record.new_image) for record in event))

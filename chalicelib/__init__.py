@@ -1,0 +1,1 @@
+"""simple-otp domain code: everything app.py calls lives here."""

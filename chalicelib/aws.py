@@ -1,0 +1,43 @@
+"""boto3 clients, created on first use and reused for the container's life.
+
+Nothing is created at import, so importing the app costs no AWS call. The
+endpoint comes from boto3's own ``AWS_ENDPOINT_URL`` handling: the local stack
+points it at moto server and the code paths stay exactly those of production.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import Any
+
+_lock = threading.Lock()
+
+
+def _config() -> Any:
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=2,
+        read_timeout=5,
+    )
+
+
+@cache
+def _client(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service, config=_config())
+
+
+def client(service: str) -> Any:
+    """The shared client for ``service`` ("dynamodb", "ses", "ssm", ...)."""
+    with _lock:  # boto3 client creation is not thread-safe; use is.
+        return _client(service)
+
+
+def reset() -> None:
+    """Forget every client (tests that switch endpoints or credentials)."""
+    with _lock:
+        _client.cache_clear()

@@ -1,0 +1,68 @@
+"""The domain's exceptions. app.py maps each to an HTTP status and JSON body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OtpError(Exception):
+    """Base class: ``code`` is the JSON ``error`` value, ``fields`` go beside it."""
+
+    code = "error"
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.fields}
+
+
+class InvalidRequest(OtpError):
+    code = "invalid_request"
+
+
+class InvalidCredentials(OtpError):
+    code = "invalid_credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The email or password is not correct.")
+
+
+class InvalidCode(OtpError):
+    code = "invalid_code"
+
+    def __init__(self, attempts_remaining: int) -> None:
+        super().__init__("That code is not correct.", attempts_remaining=max(attempts_remaining, 0))
+
+
+class SessionExpired(OtpError):
+    code = "session_expired"
+    _TEXT = {
+        "expired": "This sign-in has expired. Start again.",
+        "used": "This code was already used. Start again.",
+        "too_many_attempts": "Too many wrong codes. Start again.",
+    }
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self._TEXT[reason], reason=reason)
+        self.reason = reason
+
+
+class RateLimited(OtpError):
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, what: str) -> None:
+        retry_after = max(int(retry_after), 1)
+        super().__init__(
+            f"Too many codes sent ({what}). Try again in {retry_after} s.", retry_after=retry_after
+        )
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(OtpError):
+    code = "service_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The service is busy or unavailable. Try again shortly.")

@@ -1,0 +1,95 @@
+"""Typed settings read from environment variables, validated once.
+
+Every setting is named ``OTP_*``; a missing or malformed value raises
+:class:`ConfigError` whose message names the variable, so a bad deploy fails
+at start-up with one readable line instead of a stack trace at the first
+request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting is missing or not valid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    stream_arn: str
+    sender: str
+    key_parameter: str
+    allowed_origin: str
+    code_length: int = 6
+    ttl_seconds: int = 300
+    max_attempts: int = 5
+    resend_cooldown_seconds: int = 30
+    sends_per_email_per_hour: int = 10
+    sends_per_ip_per_hour: int = 50
+
+
+# name -> (field, minimum, maximum)
+_INTEGERS: dict[str, tuple[str, int, int]] = {
+    "OTP_CODE_LENGTH": ("code_length", 6, 10),
+    "OTP_TTL_SECONDS": ("ttl_seconds", 10, 3600),
+    "OTP_MAX_ATTEMPTS": ("max_attempts", 1, 20),
+    "OTP_RESEND_COOLDOWN_SECONDS": ("resend_cooldown_seconds", 0, 3600),
+    "OTP_SENDS_PER_EMAIL_PER_HOUR": ("sends_per_email_per_hour", 1, 1000),
+    "OTP_SENDS_PER_IP_PER_HOUR": ("sends_per_ip_per_hour", 1, 100000),
+}
+
+_REQUIRED: dict[str, str] = {
+    "OTP_TABLE_NAME": "table_name",
+    "OTP_STREAM_ARN": "stream_arn",
+    "OTP_SENDER": "sender",
+    "OTP_KEY_PARAMETER": "key_parameter",
+    "OTP_ALLOWED_ORIGIN": "allowed_origin",
+}
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_STREAM_ARN = re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]+/stream/\S+$")
+_SENDER = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$")
+_PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
+_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.\-]+(:\d{1,5})?)$")
+
+_CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
+    "OTP_TABLE_NAME": (_TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+    "OTP_STREAM_ARN": (
+        _STREAM_ARN,
+        "the table's stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL)",
+    ),
+    "OTP_SENDER": (_SENDER, "an email address such as no-reply@example.com"),
+    "OTP_KEY_PARAMETER": (_PARAMETER, "an SSM parameter name such as /simple-otp/dev/code-key"),
+    "OTP_ALLOWED_ORIGIN": (_ORIGIN, "an origin such as https://login.example.com (no path)"),
+}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every ``OTP_*`` setting; raise ConfigError on the first bad one."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, field in _REQUIRED.items():
+        raw = env.get(name, "").strip()
+        pattern, expected = _CHECKS[name]
+        if not raw:
+            raise ConfigError(f"{name} is not set: expected {expected}")
+        if not pattern.match(raw):
+            raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}")
+        values[field] = raw
+    for name, (field, low, high) in _INTEGERS.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            number = int(raw, 10)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{name}={number} is out of range: allowed {low} to {high}")
+        values[field] = number
+    return Settings(**values)  # type: ignore[arg-type]

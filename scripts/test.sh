@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run every test: lint, Python suite
+# (unit, API against moto, local stack, browser), frontend component tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+
+bash scripts/setup.sh --browser
+
+say "Lint: ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+if [ -f frontend/package.json ]; then
+  say "Frontend: component tests (vitest)"
+  (cd frontend && npm test --silent)
+fi
+
+say "Python: pytest"
+.venv/bin/python -m pytest "$@"

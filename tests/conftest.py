@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import DEMO_EMAIL, DEMO_PASSWORD, TEST_ENV, Stack  # noqa: E402
+
+for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(TEST_ENV)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The app against a fresh in-process moto, provisioned as production is."""
+    from moto import mock_aws
+
+    with mock_aws():
+        from chalice.test import Client
+
+        from chalicelib import admin, aws, keys, settings
+
+        aws.reset()
+        keys.forget()
+        import app as app_module
+
+        result = admin.provision(
+            TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"]
+        )
+        admin.add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+        from devstack.streams import StreamReader
+
+        with Client(app_module.app) as client:
+            yield Stack(
+                client=client,
+                app_module=app_module,
+                stream_arn=result["stream_arn"],
+                reader=StreamReader(aws.client("dynamodbstreams"), result["stream_arn"]),
+            )
+        aws.reset()
+        keys.forget()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch):
+    """A settable clock for the app: move time, never sleep."""
+    from chalicelib import challenges
+
+    class Clock:
+        def __init__(self) -> None:
+            self.now = 1_900_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+        def advance(self, seconds: float) -> None:
+            self.now += seconds
+
+    fake = Clock()
+    monkeypatch.setattr(challenges, "clock", fake)
+    return fake
