@@ -34,8 +34,9 @@ class AdminError(Exception):
     """A problem the operator can fix; printed as one line."""
 
 
-def stage_environment(stage: str, config_path: Path = CONFIG) -> dict[str, str]:
+def stage_environment(stage: str, config_path: Path | None = None) -> dict[str, str]:
     """The stage's environment variables from config.json (global ones first)."""
+    config_path = config_path or CONFIG
     try:
         config = json.loads(config_path.read_text())
     except FileNotFoundError:

@@ -69,7 +69,7 @@ def _string(body: dict[str, Any], name: str) -> str:
 
 def email(body: dict[str, Any]) -> str:
     """The address, lower-cased, or InvalidRequest."""
-    value = _string(body, "email").strip()
+    value = _string(body, "email")
     if not value or len(value) > MAX_EMAIL:
         raise InvalidRequest(f"The email must be 1 to {MAX_EMAIL} characters.")
     if not value.isascii() or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):

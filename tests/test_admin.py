@@ -1,0 +1,57 @@
+"""The operator CLI: add, disable and enable users."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from chalicelib import admin
+from tests.support import TEST_ENV, sent_mail
+
+
+@pytest.fixture(autouse=True)
+def test_stage(tmp_path, monkeypatch):
+    """A config whose stage points at the in-process moto, not at a local stack."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"version": "2.0", "stages": {"test": {"environment_variables": TEST_ENV}}}))
+    monkeypatch.setattr(admin, "CONFIG", config)
+
+
+class Pipe(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    code = admin.main(["--stage", "test", *argv], stdin=Pipe(stdin), out=out)
+    return code, out.getvalue()
+
+
+def test_add_user_reads_password_from_stdin_and_can_sign_in(stack):
+    code, out = run("add-user", "New.Person@Example.com", stdin="a long passphrase\n")
+    assert code == 0 and "new.person@example.com" in out
+    assert stack.sign_in("new.person@example.com", "a long passphrase").status_code == 200
+    stack.pump()
+    assert sent_mail()[0].to == ["new.person@example.com"]
+
+
+def test_disable_and_enable_user(stack):
+    run("add-user", "p@example.com", stdin="pw-123456\n")
+    assert run("disable-user", "p@example.com")[0] == 0
+    assert stack.sign_in("p@example.com", "pw-123456").status_code == 401
+    assert run("enable-user", "p@example.com")[0] == 0
+    assert stack.sign_in("p@example.com", "pw-123456").status_code == 200
+
+
+def test_bad_input_is_one_line_error(stack, capsys):
+    assert run("add-user", "not-an-email", stdin="pw\n")[0] == 2
+    assert run("add-user", "x@example.com", stdin="\n")[0] == 2
+    assert run("disable-user", "ghost@example.com")[0] == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line]
+    assert len(lines) == 3 and all(line.startswith("error: ") for line in lines)
+    assert "no user ghost@example.com" in err
+    assert "Traceback" not in err
