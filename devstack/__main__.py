@@ -1,0 +1,7 @@
+"""``python -m devstack``: run the whole system locally (see devstack.run)."""
+
+import sys
+
+from devstack.run import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""The AWS emulator process: moto server and the mailbox, side by side.
+
+    python -m devstack.emulator --aws-port 4566 --mailbox-port 8025
+
+moto server is run in-process (its own WSGI app under werkzeug) so that the
+mailbox can read SES's sent messages from moto's backend, and so that every
+request can be wrapped in one global lock: moto handles concurrent requests
+without locking, while real DynamoDB applies the writes to one item one at a
+time. Under the lock, a conditional write is atomic as it is on AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from devstack import child
+from devstack.environment import AWS, HOST, MAILBOX, port_message
+from devstack.mailbox import Outbox, console_line, make_server, moto_sent_messages
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Serialized:
+    """WSGI middleware: one request at a time through ``app``, then ``after()``.
+
+    The request body is read before the lock is taken and the response body
+    is read before it is released, so the lock covers exactly the emulator's
+    work on the request.
+    """
+
+    def __init__(self, app: WSGIApp, after: Callable[[], Any] | None = None) -> None:
+        self.app = app
+        self.after = after
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit():
+            body = environ["wsgi.input"].read(int(length))
+            environ["wsgi.input"] = io.BytesIO(body)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                chunks = [bytes(chunk) for chunk in result]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        if self.after is not None:
+            self.after()
+        return chunks
+
+
+def make_aws_server(port: int, after: Callable[[], Any] | None = None) -> Any:
+    """moto server's app, serialized, on a threaded werkzeug server (bound, not serving)."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server as make_wsgi_server
+
+    app = Serialized(DomainDispatcherApplication(create_backend_app), after)
+    return make_wsgi_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.emulator")
+    parser.add_argument("--aws-port", type=int, default=AWS.default)
+    parser.add_argument("--mailbox-port", type=int, default=MAILBOX.default)
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the pump polls five times a second
+
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    mailbox_url = f"http://{HOST}:{args.mailbox_port}"
+
+    def announce(message: Any) -> None:
+        print(f"{console_line(message)} (read it at {mailbox_url})", flush=True)
+
+    outbox = Outbox(moto_sent_messages(region), on_new=announce)
+    servers = []
+    for port, number, factory in (
+        (AWS, args.aws_port, lambda n: make_aws_server(n, after=outbox.collect)),
+        (MAILBOX, args.mailbox_port, lambda n: make_server(outbox, HOST, n)),
+    ):
+        try:
+            servers.append(factory(number))
+        except OSError as error:
+            print(f"error: {port_message(port, number, error)}", file=sys.stderr, flush=True)
+            return 2
+    print(f"moto server on http://{HOST}:{args.aws_port}, mailbox on {mailbox_url}", flush=True)
+    child.serve_until_stopped(servers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
