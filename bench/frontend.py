@@ -1,0 +1,78 @@
+"""The login page's production build: gzipped JS + CSS.
+
+``npm run build`` in ``frontend/`` (``scripts/setup.sh`` has run ``npm ci``)
+writes ``frontend/dist`` and ``frontend/dist/size.json``. The bench reads
+that figure and also gzips every ``.js`` and ``.css`` file of ``dist``
+itself (level 9, one file at a time, as a server sends them), so the
+figure does not rest on one tool.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT
+
+FRONTEND = ROOT / "frontend"
+TARGET_BYTES = 60 * 1024  # "under 60 KB"
+
+
+def measure_dist(dist: Path) -> dict[str, Any]:
+    files = {}
+    for path in sorted(dist.rglob("*")):
+        if path.suffix in (".js", ".css") and path.is_file():
+            raw = path.read_bytes()
+            files[str(path.relative_to(dist))] = {
+                "bytes": len(raw),
+                "gzip": len(gzip.compress(raw, compresslevel=9, mtime=0)),
+            }
+    return {
+        "files": files,
+        "raw_bytes": sum(f["bytes"] for f in files.values()),
+        "gzip_bytes": sum(f["gzip"] for f in files.values()),
+    }
+
+
+def run(build: bool = True) -> dict[str, Any]:
+    if not (FRONTEND / "package.json").is_file():
+        return {"ok": False, "error": "not measured: frontend/package.json does not exist"}
+    if build:
+        npm = shutil.which("npm")
+        if npm is None:
+            return {"ok": False, "error": "not measured: npm is not installed"}
+        if not (FRONTEND / "node_modules").is_dir():
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=FRONTEND,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                return {"ok": False, "error": f"not measured: npm ci failed: {done.stderr.strip()[-300:]}"}
+        done = subprocess.run(
+            [npm, "run", "build"], cwd=FRONTEND, capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip()[-400:]
+            return {"ok": False, "error": f"not measured: npm run build failed: {tail}"}
+    dist = FRONTEND / "dist"
+    if not dist.is_dir():
+        return {"ok": False, "error": "not measured: frontend/dist does not exist"}
+    own = measure_dist(dist)
+    size_json = dist / "size.json"
+    reported = json.loads(size_json.read_text()) if size_json.is_file() else None
+    return {
+        "ok": True,
+        "measured": own,
+        "size_json": reported,
+        "target_bytes": TARGET_BYTES,
+        "met": own["gzip_bytes"] < TARGET_BYTES,
+        "command": "npm run build (in frontend/)",
+    }

@@ -1,0 +1,284 @@
+"""Load on the local stack, and the time from ``POST /otp`` to the mailbox.
+
+The real local stack (``tests.localstack.LocalStack``: moto server, chalice
+local, the stream pump, the mailbox, all on 127.0.0.1 and free ports) is
+started once, with one setting raised: ``OTP_SENDS_PER_IP_PER_HOUR`` (every
+request comes from 127.0.0.1, so the per-IP limit of 50 an hour would stop
+the run). Each sign-in is a different user (created with
+``chalicelib.admin.add_user`` against the stack), so the per-address
+limits and the cooldown stay as configured and never trip.
+
+1. Mailbox latency: sign-ins one at a time; for each, the mailbox is polled
+   (every 10 ms) from the moment ``POST /otp`` returned until the message
+   to that address is there.
+2. Load: a fixed list of requests shared by a few concurrent clients, each
+   with its own connection and a timeout on every request. Sign-ins (one
+   per user, plus some with a wrong password: expected 401), then, once
+   every code is in the mailbox, verifies (the right code for each
+   session, plus some wrong codes first: expected 401). Anything else, a
+   timeout included, is an error.
+
+Bounded: fixed request counts, per-request timeouts, and a deadline per
+phase after which no new request is started.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import PYTHON, ROOT, percentile
+
+PASSWORD = "bench-password-1"
+STACK_ENV = {"OTP_SENDS_PER_IP_PER_HOUR": "100000"}
+TIMEOUT = (2.0, 10.0)  # connect, read (seconds)
+PHASE_DEADLINE = 180.0
+MAIL_WAIT = 10.0
+LATENCY_TARGET_P95 = 1.0
+
+_ADD_USERS = """
+import sys
+from chalicelib import admin, settings
+admin.apply_stage("local")
+cfg = settings.load()
+password = sys.stdin.readline().rstrip("\\n")
+for email in sys.argv[1:]:
+    admin.add_user(cfg, email, password)
+"""
+
+
+def _add_users(stack: Any, emails: list[str]) -> None:
+    env = {k: v for k, v in stack.env.items() if not k.startswith(("OTP_", "AWS_"))}
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": stack.aws_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+    )
+    subprocess.run(
+        [PYTHON, "-c", _ADD_USERS, *emails],
+        cwd=ROOT,
+        env=env,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+
+
+@dataclass
+class Outcome:
+    kind: str
+    key: str  # the user's address
+    expected: int
+    status: int | None  # None: no answer (timeout, connection error)
+    seconds: float
+    body: Any = None
+    error: str = ""
+
+
+# One job: requests one client makes in order (a wrong code must come before the right one).
+Request = tuple[str, str, str, dict[str, Any], int]  # kind, key, path, body, expected status
+
+
+@dataclass
+class Phase:
+    name: str
+    clients: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall: float = 0.0
+    not_started: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        times = [o.seconds for o in self.outcomes]
+        errors = [o for o in self.outcomes if o.status != o.expected]
+        return {
+            "phase": self.name,
+            "clients": self.clients,
+            "requests": len(self.outcomes),
+            "not_started": self.not_started,
+            "statuses": dict(sorted(Counter(str(o.status) for o in self.outcomes).items())),
+            "errors": len(errors) + self.not_started,
+            "error_examples": [f"{o.kind}: {o.status} {o.error}".strip() for o in errors[:3]],
+            "seconds": self.wall,
+            "rps": len(self.outcomes) / self.wall if self.wall else float("nan"),
+            "p50": percentile(times, 50),
+            "p95": percentile(times, 95),
+            "p99": percentile(times, 99),
+            "max": max(times, default=float("nan")),
+        }
+
+
+def _session(pool: dict[int, Any]) -> Any:
+    import requests
+
+    key = threading.get_ident()
+    if key not in pool:
+        http = requests.Session()
+        http.trust_env = False  # 127.0.0.1 only, never through a proxy
+        pool[key] = http
+    return pool[key]
+
+
+def _run_phase(name: str, url: str, jobs: list[list[Request]], clients: int) -> Phase:
+    """Make every job's requests, in order, with ``clients`` concurrent workers."""
+    phase = Phase(name, clients)
+    pool: dict[int, Any] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + PHASE_DEADLINE
+
+    def one(job: list[Request]) -> None:
+        for kind, key, path, body, expected in job:
+            if time.monotonic() > deadline:
+                with lock:
+                    phase.not_started += 1
+                continue
+            http = _session(pool)
+            start = time.perf_counter()
+            try:
+                response = http.post(url + path, json=body, timeout=TIMEOUT)
+                outcome = Outcome(kind, key, expected, response.status_code, time.perf_counter() - start)
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    outcome.body = response.json()
+            except Exception as error:  # noqa: BLE001 - every failure is counted, none stops the run
+                outcome = Outcome(
+                    kind, key, expected, None, time.perf_counter() - start, error=type(error).__name__
+                )
+            with lock:
+                phase.outcomes.append(outcome)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as executor:
+        list(executor.map(one, jobs))
+    phase.wall = time.perf_counter() - started
+    for http in pool.values():
+        http.close()
+    return phase
+
+
+def _wait(condition: Callable[[], bool], timeout: float, interval: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def mailbox_latency(stack: Any, emails: list[str]) -> dict[str, Any]:
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False
+    latencies, failures = [], []
+    for email in emails:
+        response = http.post(
+            stack.api_url + "/otp", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT
+        )
+        returned = time.perf_counter()
+        if response.status_code != 200:
+            failures.append(f"{email}: POST /otp {response.status_code}")
+            continue
+
+        def arrived(email: str = email) -> bool:
+            found = http.get(stack.mailbox_url + "/api/messages", timeout=TIMEOUT).json()
+            return any(email in message["to"] for message in found)
+
+        if _wait(arrived, MAIL_WAIT, 0.01):
+            latencies.append(time.perf_counter() - returned)
+        else:
+            failures.append(f"{email}: no message within {MAIL_WAIT} s")
+    http.close()
+    p95 = percentile(latencies, 95)
+    return {
+        "sign_ins": len(emails),
+        "arrived": len(latencies),
+        "failures": failures,
+        "p50": percentile(latencies, 50),
+        "p95": p95,
+        "max": max(latencies, default=float("nan")),
+        "min": min(latencies, default=float("nan")),
+        "target_p95": LATENCY_TARGET_P95,
+        "met": not failures and p95 < LATENCY_TARGET_P95,
+    }
+
+
+def _codes(stack: Any, emails: set[str]) -> dict[str, str]:
+    from tests.localstack import code_of
+
+    codes = {}
+    for message in reversed(stack.messages()):  # oldest first, so the newest code wins
+        for to in message["to"]:
+            if to in emails:
+                codes[to] = code_of(message)
+    return codes
+
+
+def load(stack: Any, emails: list[str], clients: int, wrong_every: int) -> dict[str, Any]:
+    """Sign-ins then verifies; every ``wrong_every``-th user also sends a wrong password / code."""
+    jobs: list[list[Request]] = []
+    for n, email in enumerate(emails):
+        job: list[Request] = []
+        if n % wrong_every == 0:
+            body = {"email": email, "password": "wrong-password"}
+            job.append(("sign-in, wrong password", email, "/otp", body, 401))
+        job.append(("sign-in", email, "/otp", {"email": email, "password": PASSWORD}, 200))
+        jobs.append(job)
+    sign_in = _run_phase("sign-in (POST /otp)", stack.api_url, jobs, clients)
+
+    sessions = {o.key: o.body["session_id"] for o in sign_in.outcomes if o.status == 200 and o.body}
+    wanted = set(sessions)
+    _wait(lambda: len(_codes(stack, wanted)) >= len(wanted), 60.0, 0.2)
+    codes = _codes(stack, wanted)
+
+    jobs = []
+    for n, email in enumerate(emails):
+        session_id, code = sessions.get(email), codes.get(email)
+        if session_id is None or code is None:
+            continue
+        job = []
+        if n % wrong_every == 0:
+            wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+            body = {"session_id": session_id, "code": wrong}
+            job.append(("verify, wrong code", email, "/otp/verify", body, 401))
+        job.append(("verify", email, "/otp/verify", {"session_id": session_id, "code": code}, 200))
+        jobs.append(job)
+    verify = _run_phase("verify (POST /otp/verify)", stack.api_url, jobs, clients)
+    return {
+        "users": len(emails),
+        "sessions": len(sessions),
+        "codes_found": len(codes),
+        "wrong_every": wrong_every,
+        "phases": [sign_in.summary(), verify.summary()],
+    }
+
+
+def run(sign_ins: int, latency_sign_ins: int, clients: int, wrong_every: int = 10) -> dict[str, Any]:
+    """Start the local stack, make the users, measure; the stack is stopped in any case."""
+    from tests.localstack import LocalStack
+
+    latency_users = [f"latency-{n:04d}@bench.example.com" for n in range(latency_sign_ins)]
+    load_users = [f"load-{n:04d}@bench.example.com" for n in range(sign_ins)]
+    started = time.perf_counter()
+    with LocalStack(env=STACK_ENV, wait_web=False) as stack:
+        up = time.perf_counter() - started
+        _add_users(stack, latency_users + load_users)
+        latency = mailbox_latency(stack, latency_users)
+        loaded = load(stack, load_users, clients, wrong_every)
+    return {
+        "stack_env": STACK_ENV,
+        "stack_start_seconds": up,
+        "timeout": TIMEOUT,
+        "phase_deadline": PHASE_DEADLINE,
+        "latency": latency,
+        "load": loaded,
+    }

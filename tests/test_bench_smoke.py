@@ -1,0 +1,68 @@
+"""The bench still runs: a smoke run of its in-process parts.
+
+Benchmarks are not tests, so no time is asserted here. Only facts are:
+the AWS calls each flow makes (counted with botocore's hooks), and that
+importing the app creates no AWS client and touches no network.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGETS = {"sign-in": 2, "delivery": 2, "resend": 2}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    results = ROOT / "bench" / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (results.read_bytes() if results.exists() else None) == before, "a smoke run wrote RESULTS.md"
+    assert "# Benchmarks" in done.stdout
+    return json.loads(out.read_text())
+
+
+def test_round_trips_per_flow_meet_the_targets(smoke):
+    rows = {row["flow"]: row for row in smoke["inprocess"]["round_trips"]}
+    assert set(rows) == {"sign-in", "delivery", "resend", "verify"}
+    for flow, row in rows.items():
+        assert row["requests"] >= 1
+        assert max(row["counts_seen"]) == row["calls"]
+        if flow == "verify":
+            assert row["calls"] == 1, row
+        else:
+            assert row["calls"] <= TARGETS[flow], row
+        assert row["met"], row
+
+
+def test_verify_is_one_conditional_update_and_delivery_includes_the_ses_call(smoke):
+    rows = {row["flow"]: row for row in smoke["inprocess"]["round_trips"]}
+    assert rows["verify"]["operations"] == ["dynamodb.UpdateItem"]
+    assert any("ses.SendRawEmail" in ops for ops in rows["delivery"]["operations"])
+
+
+def test_the_bare_replay_made_the_same_calls_with_the_same_outcomes(smoke):
+    inprocess = smoke["inprocess"]
+    assert inprocess["replay_failures"] == inprocess["original_failures"] == 0
+
+
+def test_importing_the_app_creates_no_aws_client_and_makes_no_network_call(smoke):
+    cold = smoke["coldstart"]
+    assert cold["clients_at_import"] == []
+    assert cold["network_at_import"] == []
+    assert cold["repeats"] == 2 and all(len(times) == 2 for times in cold["times"].values())
