@@ -404,6 +404,8 @@ def release_challenge(table: str, pk: str, now: int) -> None:
 
 # ---------------------------------------------------------------- provisioning
 
+TTL_ATTRIBUTE = "expires_at"
+
 
 def table_definition(table: str) -> dict[str, Any]:
     """CreateTable arguments: on-demand, string key ``pk``, stream NEW_IMAGE."""
@@ -417,19 +419,65 @@ def table_definition(table: str) -> dict[str, Any]:
     }
 
 
+class TableMismatch(Exception):
+    """An existing table cannot serve the app as it is; the message says why."""
+
+
+def _wait_active(client: Any, table: str) -> dict[str, Any]:
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    return dict(client.describe_table(TableName=table)["Table"])
+
+
 def ensure_table(table: str) -> str:
-    """Create the table with its stream and TTL if missing; return the stream ARN."""
+    """Create the table with its stream and TTL if missing; return the stream ARN.
+
+    Safe to run again: an existing table is checked (key schema, stream view,
+    TTL attribute) and completed, never replaced. What cannot be fixed in
+    place raises :class:`TableMismatch`.
+    """
     client = _ddb()
     try:
         description = client.describe_table(TableName=table)["Table"]
     except client.exceptions.ResourceNotFoundException:
-        description = client.create_table(**table_definition(table))["TableDescription"]
-        client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        description = client.describe_table(TableName=table)["Table"]
+        try:
+            client.create_table(**table_definition(table))
+        except client.exceptions.ResourceInUseException:
+            pass  # created meanwhile by another run
+        description = _wait_active(client, table)
+    wanted = table_definition(table)
+    if description.get("KeySchema") != wanted["KeySchema"]:
+        raise TableMismatch(f"table {table} exists with another key schema (the app needs a string key pk)")
+    stream = description.get("StreamSpecification") or {}
+    if not stream.get("StreamEnabled"):
+        if description.get("TableStatus") != "ACTIVE":
+            description = _wait_active(client, table)
+        client.update_table(TableName=table, StreamSpecification=wanted["StreamSpecification"])
+        description = _wait_active(client, table)
+    elif stream.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
+        raise TableMismatch(
+            f"the stream of table {table} is {stream.get('StreamViewType')}; the mailer needs NEW_IMAGE"
+        )
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+    status, attribute = ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")
+    if status in ("ENABLED", "ENABLING"):
+        if attribute != TTL_ATTRIBUTE:
+            raise TableMismatch(f"table {table} has TTL on {attribute}; the app needs it on {TTL_ATTRIBUTE}")
+    elif status == "DISABLING":
+        raise TableMismatch(f"TTL of table {table} is being disabled; AWS allows enabling it again later")
+    else:
         client.update_time_to_live(
             TableName=table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
     return str(description["LatestStreamArn"])
+
+
+def delete_table(table: str) -> bool:
+    """Delete the table (operator teardown); False when there was none."""
+    client = _ddb()
+    try:
+        client.delete_table(TableName=table)
+    except client.exceptions.ResourceNotFoundException:
+        return False
+    client.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    return True
