@@ -1,0 +1,167 @@
+"""The login page in Debian's headless Chromium, against the real local stack.
+
+Each test starts its own stack (moto server, chalice local, stream pump,
+mailbox, vite), so the demo user's send cooldown never links them. The code is
+read from the mailbox's JSON API, as a person would read the email. Screenshots
+of the steps go to test-artifacts/screenshots/ (the path is printed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.localstack import ROOT, LocalStack, code_of
+from tests.support import DEMO_EMAIL, DEMO_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+WIDE = {"width": 1280, "height": 800}
+NARROW = {"width": 375, "height": 812}
+TIMEOUT_MS = 15_000
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shoot(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., None]]:
+    """Save full-page screenshots under SHOTS; the folder is printed past pytest's capture."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    saved: list[str] = []
+
+    def save(page, name: str) -> None:
+        page.screenshot(path=SHOTS / name, full_page=True)
+        saved.append(name)
+
+    yield save
+    with capsys.disabled():
+        print(f"\n  screenshots in {SHOTS}: {', '.join(saved)}")
+
+
+@pytest.fixture
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(wait_web=True) as running:
+        yield running
+    assert running.returncode == 0, running.output
+
+
+@pytest.fixture
+def page(browser, stack: LocalStack):
+    """A fresh page; console errors and uncaught exceptions fail the test."""
+    context = browser.new_context(viewport=WIDE, reduced_motion="reduce")
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+
+    def on_console(message) -> None:
+        # A 4xx from the API is an answer the page handles (a wrong code), not a fault.
+        expected = "the server responded with a status of 4" in message.text
+        if message.type == "error" and not expected:
+            problems.append(f"console: {message.text}")
+
+    tab.on("console", on_console)
+    tab.goto(stack.web_url + "/")
+    yield tab
+    context.close()
+    assert not problems, problems
+
+
+def focused_id(page) -> str:
+    return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+def sign_in_with_keyboard(page) -> None:
+    """Step 1 by keyboard only: the email field has focus on arrival."""
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert focused_id(page) == "email"
+    page.keyboard.type(DEMO_EMAIL)
+    page.keyboard.press("Tab")
+    assert focused_id(page) == "password"
+    page.keyboard.type(DEMO_PASSWORD)
+
+
+def wrong(code: str) -> str:
+    return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+
+
+def test_sign_in_read_code_from_mailbox_and_verify(page, stack: LocalStack, shoot):
+    sign_in_with_keyboard(page)
+    page.keyboard.press("Tab")  # the "Show password" toggle, then the submit button
+    expect(page.get_by_role("button", name="Show password")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Continue")).to_be_focused()
+    shoot(page, "1-sign-in.png")
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.get_by_text("We sent a code to d***@example.com.")).to_be_visible()
+    field = page.get_by_label("6-digit code")
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("autocomplete", "one-time-code")
+    expect(field).to_have_attribute("inputmode", "numeric")
+    expect(page.get_by_text("The code expires in")).to_contain_text(":")
+    resend = page.get_by_role("button", name="Resend code in")
+    expect(resend).to_be_disabled()
+    shoot(page, "2-code.png")
+    page.set_viewport_size(NARROW)
+    shoot(page, "2-code-375px.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    page.set_viewport_size(WIDE)
+
+    code = code_of(stack.wait_for_mail(DEMO_EMAIL))
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+
+    heading = page.get_by_role("heading", name="You are signed in")
+    expect(heading).to_be_visible()
+    expect(heading).to_be_focused()
+    expect(page.get_by_text(f"Verified as {DEMO_EMAIL}.")).to_be_visible()
+    shoot(page, "3-verified.png")
+
+
+def test_wrong_code_shows_attempts_left(page, stack: LocalStack, shoot):
+    sign_in_with_keyboard(page)
+    page.keyboard.press("Enter")
+    field = page.get_by_label("6-digit code")
+    expect(field).to_be_focused()
+
+    code = code_of(stack.wait_for_mail(DEMO_EMAIL))
+    field.fill(wrong(code))
+    page.get_by_role("button", name="Verify").click()
+
+    alert = page.get_by_role("alert").filter(has_text="not correct")
+    expect(alert).to_have_text("That code is not correct. You have 4 attempts left.")
+    expect(field).to_have_value("")
+    expect(field).to_be_focused()
+    shoot(page, "2-wrong-code.png")
+
+    # The right code still works after a wrong one.
+    field.fill(code)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("heading", name="You are signed in")).to_be_visible()
