@@ -188,6 +188,7 @@ class Stack:
                 + ["--host", HOST, "--port", str(ports[WEB]), "--strictPort"],
                 cwd=FRONTEND,
                 VITE_API_BASE_URL=url(ports[API]),
+                VITE_OTP_CODE_LENGTH=self.env.get("OTP_CODE_LENGTH", "6"),
             )
         self._wait_for({"aws": url(ports[AWS]) + "/moto-api/"})
         self.out.say(
