@@ -50,6 +50,20 @@ _UNAVAILABLE = {
     "TransactionConflictException",
     "Throttling",
 }
+# A transaction cancelled for these reasons met a busy table (throttling, or
+# another transaction on the same item, as two sign-ins for one address at
+# once), not a bug: 503 like the errors above.
+_BUSY_REASONS = {"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"}
+
+
+def _aws_busy(error: Exception) -> tuple[bool, str]:
+    response = getattr(error, "response", {})
+    code = response.get("Error", {}).get("Code", "")
+    if code == "TransactionCanceledException":
+        reasons = {r.get("Code") for r in response.get("CancellationReasons") or []} - {None, "None"}
+        return bool(reasons & _BUSY_REASONS) and reasons <= _BUSY_REASONS | {"ConditionalCheckFailed"}, code
+    transport = type(error).__module__.startswith(("botocore", "urllib3"))
+    return code in _UNAVAILABLE or (transport and not code), code
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -62,9 +76,8 @@ def _error_response(error: Exception) -> Response:
     if isinstance(error, OtpError):
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
         return _json(STATUS[type(error)], error.body(), headers)
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    transport = type(error).__module__.startswith(("botocore", "urllib3"))
-    if code in _UNAVAILABLE or (transport and not code):
+    busy, code = _aws_busy(error)
+    if busy:
         app.log.error("AWS unavailable: %s %s", type(error).__name__, code)
         return _json(503, ServiceUnavailable().body())
     app.log.error("unexpected error: %s", type(error).__name__)

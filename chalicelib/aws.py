@@ -17,8 +17,12 @@ _lock = threading.Lock()
 def _config() -> Any:
     from botocore.config import Config
 
+    # Three attempts in all (botocore's "max_attempts" counts retries, not
+    # attempts): the backoff of a throttled call is then at most 1 + 2 s, so
+    # a request's three calls at most (resend with a cold key) wait out 9 s
+    # and still answer 503 inside the 10 s Lambda timeout.
     return Config(
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": 3},
         connect_timeout=2,
         read_timeout=5,
     )
