@@ -1,0 +1,1 @@
+"""The attack and fault suite: abuse, load and AWS failures, with figures."""
