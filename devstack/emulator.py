@@ -58,6 +58,44 @@ class Serialized:
         return chunks
 
 
+def keep_streams_across_rollbacks() -> None:
+    """Make a cancelled TransactWriteItems leave no trace in the table's stream.
+
+    On a cancelled transaction moto swaps in a deep copy of the table taken
+    before it, with a copy of the stream shard; the old shard, still held by
+    any open shard iterator, keeps the records of the writes that were undone.
+    A reader can then see writes that never happened and skip real records
+    that reuse their sequence numbers. DynamoDB writes no stream record for a
+    cancelled transaction, so here the live shard is kept, cut back to its
+    length before the transaction, and attached to the restored table.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "keeps_streams", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        before = {
+            name: (table, table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if table.stream_shard is not None
+        }
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for name, (table, shard, length) in before.items():
+                restored = self.tables.get(name)
+                if restored is not None and restored is not table:
+                    del shard.items[length:]
+                    shard.table = restored
+                    restored.stream_shard = shard
+            raise
+
+    transact_write_items.keeps_streams = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def make_aws_server(port: int, after: Callable[[], Any] | None = None) -> Any:
     """moto server's app, serialized, on a threaded werkzeug server (bound, not serving)."""
     from moto.moto_server.werkzeug_app import (
@@ -67,6 +105,7 @@ def make_aws_server(port: int, after: Callable[[], Any] | None = None) -> Any:
     )
     from werkzeug.serving import make_server as make_wsgi_server
 
+    keep_streams_across_rollbacks()
     app = Serialized(DomainDispatcherApplication(create_backend_app), after)
     return make_wsgi_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
 
