@@ -19,7 +19,7 @@ from typing import Any
 from bench.common import ROOT
 
 FRONTEND = ROOT / "frontend"
-TARGET_BYTES = 60 * 1024  # "under 60 KB"
+TARGET_BYTES = 60_000  # "under 60 KB", read strictly
 
 
 def measure_dist(dist: Path) -> dict[str, Any]:
@@ -73,6 +73,6 @@ def run(build: bool = True) -> dict[str, Any]:
         "measured": own,
         "size_json": reported,
         "target_bytes": TARGET_BYTES,
-        "met": own["gzip_bytes"] < TARGET_BYTES,
-        "command": "npm run build (in frontend/)",
+        "met": max(own["gzip_bytes"], (reported or {}).get("total_gzip_bytes", 0)) < TARGET_BYTES,
+        "command": "npm run build",
     }

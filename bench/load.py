@@ -2,21 +2,24 @@
 
 The real local stack (``tests.localstack.LocalStack``: moto server, chalice
 local, the stream pump, the mailbox, all on 127.0.0.1 and free ports) is
-started once, with one setting raised: ``OTP_SENDS_PER_IP_PER_HOUR`` (every
+started with one setting raised: ``OTP_SENDS_PER_IP_PER_HOUR`` (every
 request comes from 127.0.0.1, so the per-IP limit of 50 an hour would stop
 the run). Each sign-in is a different user (created with
 ``chalicelib.admin.add_user`` against the stack), so the per-address
 limits and the cooldown stay as configured and never trip.
 
-1. Mailbox latency: sign-ins one at a time; for each, the mailbox is polled
+1. The local server's floor: ``POST /otp`` with ``{}``, one at a time (a
+   400 before any AWS call or hashing).
+2. Mailbox latency: sign-ins one at a time; for each, the mailbox is polled
    (every 10 ms) from the moment ``POST /otp`` returned until the message
    to that address is there.
-2. Load: a fixed list of requests shared by a few concurrent clients, each
-   with its own connection and a timeout on every request. Sign-ins (one
-   per user, plus some with a wrong password: expected 401), then, once
-   every code is in the mailbox, verifies (the right code for each
-   session, plus some wrong codes first: expected 401). Anything else, a
-   timeout included, is an error.
+3. Load, in rounds of ``ROUND_SIZE`` users, each round on a freshly started
+   stack (see ``ROUND_SIZE``): a fixed list of requests shared by a few
+   concurrent clients, each with its own connection and a timeout on every
+   request. Sign-ins (one per user, plus some with a wrong password:
+   expected 401), then, once every code is in the mailbox, verifies (the
+   right code for each session, plus some wrong codes first: expected
+   401). Anything else, a timeout included, is an error.
 
 Bounded: fixed request counts, per-request timeouts, and a deadline per
 phase after which no new request is started.
@@ -41,6 +44,13 @@ TIMEOUT = (2.0, 10.0)  # connect, read (seconds)
 PHASE_DEADLINE = 180.0
 MAIL_WAIT = 10.0
 LATENCY_TARGET_P95 = 1.0
+# Load runs in rounds, each on a freshly started stack: moto server's TransactWriteItems
+# deep-copies the whole table and its stream on every call, so its cost grows with every
+# write (measured: 7 ms on an empty table, 440 ms after 300 transactions); a long run on
+# one stack would measure that copying, not the app.
+ROUND_SIZE = 50
+SIGN_IN = "sign-in (POST /otp)"
+VERIFY = "verify (POST /otp/verify)"
 
 _ADD_USERS = """
 import sys
@@ -223,7 +233,7 @@ def _codes(stack: Any, emails: set[str]) -> dict[str, str]:
     return codes
 
 
-def load(stack: Any, emails: list[str], clients: int, wrong_every: int) -> dict[str, Any]:
+def _round(stack: Any, emails: list[str], clients: int, wrong_every: int) -> tuple[Phase, Phase, int]:
     """Sign-ins then verifies; every ``wrong_every``-th user also sends a wrong password / code."""
     jobs: list[list[Request]] = []
     for n, email in enumerate(emails):
@@ -233,7 +243,7 @@ def load(stack: Any, emails: list[str], clients: int, wrong_every: int) -> dict[
             job.append(("sign-in, wrong password", email, "/otp", body, 401))
         job.append(("sign-in", email, "/otp", {"email": email, "password": PASSWORD}, 200))
         jobs.append(job)
-    sign_in = _run_phase("sign-in (POST /otp)", stack.api_url, jobs, clients)
+    sign_in = _run_phase(SIGN_IN, stack.api_url, jobs, clients)
 
     sessions = {o.key: o.body["session_id"] for o in sign_in.outcomes if o.status == 200 and o.body}
     wanted = set(sessions)
@@ -252,18 +262,78 @@ def load(stack: Any, emails: list[str], clients: int, wrong_every: int) -> dict[
             job.append(("verify, wrong code", email, "/otp/verify", body, 401))
         job.append(("verify", email, "/otp/verify", {"session_id": session_id, "code": code}, 200))
         jobs.append(job)
-    verify = _run_phase("verify (POST /otp/verify)", stack.api_url, jobs, clients)
-    return {
-        "users": len(emails),
-        "sessions": len(sessions),
-        "codes_found": len(codes),
-        "wrong_every": wrong_every,
-        "phases": [sign_in.summary(), verify.summary()],
-    }
+    verify = _run_phase(VERIFY, stack.api_url, jobs, clients)
+    return sign_in, verify, len(codes)
 
 
-def run(sign_ins: int, latency_sign_ins: int, clients: int, wrong_every: int = 10) -> dict[str, Any]:
-    """Start the local stack, make the users, measure; the stack is stopped in any case."""
+def _merge(name: str, phases: list[Phase]) -> Phase:
+    merged = Phase(name, phases[0].clients)
+    for phase in phases:
+        merged.outcomes += phase.outcomes
+        merged.wall += phase.wall
+        merged.not_started += phase.not_started
+    return merged
+
+
+def http_floor(stack: Any, requests_count: int) -> dict[str, Any]:
+    """The local server's own time: ``POST /otp`` with ``{}`` is a 400 before any AWS call or hashing."""
+    jobs: list[list[Request]] = [[("bad request", "-", "/otp", {}, 400)] for _ in range(requests_count)]
+    return _run_phase("POST /otp {} (400: no AWS call, no hashing)", stack.api_url, jobs, 1).summary()
+
+
+def chalice_local_stall(requests_count: int = 20) -> dict[str, float]:
+    """Chalice's local server with a one-line app, here in this process: as shipped, and with
+    its request handler's ``disable_nagle_algorithm`` set. The difference is the delayed-ACK
+    stall every answer of ``chalice local`` waits for (the headers and the body leave in
+    separate small writes)."""
+    import requests
+    from chalice import Chalice, local
+    from chalice.config import Config
+
+    tiny = Chalice(app_name="bench-tiny")
+
+    @tiny.route("/", methods=["POST"])
+    def answer() -> dict[str, bool]:
+        return {"ok": True}
+
+    from tests.localstack import free_ports
+
+    out: dict[str, float] = {}
+    handler = local.ChaliceRequestHandler
+    shipped, log_message = handler.disable_nagle_algorithm, handler.log_message
+    handler.log_message = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        for label, nodelay in (("as_shipped", shipped), ("nodelay", True)):
+            handler.disable_nagle_algorithm = nodelay
+            (port,) = free_ports(1)
+            server = local.LocalDevServer(tiny, Config.create(), "127.0.0.1", port)
+            thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+            thread.start()
+            http = requests.Session()
+            http.trust_env = False
+            times = []
+            for _ in range(requests_count):
+                start = time.perf_counter()
+                http.post(f"http://127.0.0.1:{port}/", json={}, timeout=TIMEOUT)
+                times.append(time.perf_counter() - start)
+            http.close()
+            server.server.shutdown()
+            server.server.server_close()
+            thread.join(5)
+            out[label] = percentile(times, 50)
+    finally:
+        handler.disable_nagle_algorithm, handler.log_message = shipped, log_message  # type: ignore[method-assign]
+    return out
+
+
+def run(
+    sign_ins: int,
+    latency_sign_ins: int,
+    clients: int,
+    wrong_every: int = 10,
+    round_size: int = ROUND_SIZE,
+) -> dict[str, Any]:
+    """Start the local stack (once for latency, once per round of load), measure; always stopped."""
     from tests.localstack import LocalStack
 
     latency_users = [f"latency-{n:04d}@bench.example.com" for n in range(latency_sign_ins)]
@@ -271,14 +341,35 @@ def run(sign_ins: int, latency_sign_ins: int, clients: int, wrong_every: int = 1
     started = time.perf_counter()
     with LocalStack(env=STACK_ENV, wait_web=False) as stack:
         up = time.perf_counter() - started
-        _add_users(stack, latency_users + load_users)
+        _add_users(stack, latency_users)
+        floor = http_floor(stack, max(latency_sign_ins, 5))
         latency = mailbox_latency(stack, latency_users)
-        loaded = load(stack, load_users, clients, wrong_every)
+    sign_ins_phases, verify_phases, codes = [], [], 0
+    for first in range(0, len(load_users), round_size):
+        users = load_users[first : first + round_size]
+        with LocalStack(env=STACK_ENV, wait_web=False) as stack:
+            _add_users(stack, users)
+            sign_in, verify, found = _round(stack, users, clients, wrong_every)
+        sign_ins_phases.append(sign_in)
+        verify_phases.append(verify)
+        codes += found
     return {
         "stack_env": STACK_ENV,
         "stack_start_seconds": up,
         "timeout": TIMEOUT,
         "phase_deadline": PHASE_DEADLINE,
+        "floor": floor,
+        "stall": chalice_local_stall(),
         "latency": latency,
-        "load": loaded,
+        "load": {
+            "users": len(load_users),
+            "rounds": len(sign_ins_phases),
+            "round_size": round_size,
+            "codes_found": codes,
+            "wrong_every": wrong_every,
+            "phases": [
+                _merge(SIGN_IN, sign_ins_phases).summary(),
+                _merge(VERIFY, verify_phases).summary(),
+            ],
+        },
     }

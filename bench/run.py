@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.render(results)
     if output is not None:
         output.write_text(text)
+        print(report.console(results))
         print(f"==> bench: wrote {output}", file=sys.stderr)
     else:
         print(text)
