@@ -280,12 +280,18 @@ def role_policies(
     api = [
         logs("api_handler"),
         {
-            # GetItem: users, sessions. PutItem and UpdateItem: the Put and
-            # Update writes of the sign-in/resend TransactWriteItems, and the
+            # BatchGetItem: the user and failed sign-in counters at sign-in.
+            # GetItem: sessions. PutItem and UpdateItem: the Put and Update
+            # writes of the sign-in/resend TransactWriteItems, and the
             # verification UpdateItem.
             "Sid": "TableItems",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": [
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
             "Resource": table_arn,
         },
         *code_key,

@@ -2,7 +2,8 @@
 
 Each function takes validated settings and a parsed request body and either
 returns the JSON response body or raises an :mod:`chalicelib.errors`
-exception. Round trips: start = 2 (read user, one transaction), resend = 2
+exception. Round trips: start = 2 (one batch read of the user and the failed sign-in
+counters, then one transaction: the send, or the failure count), resend = 2
 (read session, one transaction), verify = 1 (one conditional update), plus
 one SSM read per container for the code key.
 """
@@ -49,11 +50,35 @@ def _windows(cfg: Settings, email: str, source_ip: str | None) -> list[store.Win
     ]
 
 
+_LIMIT_TEXT = {
+    "email": "hourly limit for this address",
+    "ip": "hourly limit for your network",
+    "fail-email": "too many failed sign-ins for this address",
+    "fail-ip": "too many failed sign-ins from your network",
+}
+
+
+def _limits(cfg: Settings) -> dict[str, int]:
+    return {
+        "email": cfg.sends_per_email_per_hour,
+        "ip": cfg.sends_per_ip_per_hour,
+        "fail-email": cfg.failed_sign_ins_per_email_per_hour,
+        "fail-ip": cfg.failed_sign_ins_per_ip_per_hour,
+    }
+
+
+def _failure_windows(cfg: Settings, email: str, source_ip: str | None) -> list[store.Window]:
+    return [
+        store.Window("fail-email", email, cfg.failed_sign_ins_per_email_per_hour),
+        store.Window("fail-ip", _ip_ident(source_ip), cfg.failed_sign_ins_per_ip_per_hour),
+    ]
+
+
 def _rate_limited(cfg: Settings, failed: dict[str, Any], at: int) -> RateLimited:
     """Turn the failed conditions of a send into one 429 with the longest wait."""
     hour = at // 3600
     waits: list[tuple[int, str]] = []
-    limits = {"email": cfg.sends_per_email_per_hour, "ip": cfg.sends_per_ip_per_hour}
+    limits = _limits(cfg)
     for role, item in failed.items():
         if role == "cooldown":
             until = int((item or {}).get("until", at + cfg.resend_cooldown_seconds))
@@ -61,10 +86,9 @@ def _rate_limited(cfg: Settings, failed: dict[str, Any], at: int) -> RateLimited
         elif role.endswith("_window"):
             scope = role.removesuffix("_window")
             own = int((item or {}).get("own", 0))
-            # This hour's own sends are carried into the next hour's bucket.
+            # This hour's own events are carried into the next hour's bucket.
             free_at = (hour + 2) * 3600 if own >= limits[scope] else (hour + 1) * 3600
-            what = "hourly limit for this address" if scope == "email" else "hourly limit for your network"
-            waits.append((free_at - at, what))
+            waits.append((free_at - at, _LIMIT_TEXT[scope]))
     wait, what = max(waits)
     return RateLimited(wait, what)
 
@@ -87,10 +111,24 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     """POST /otp: check the password, open a session, queue the first code."""
     email = inputs.email(body)
     password = inputs.password(body)
-    if not credentials.check(cfg.table_name, email, password):
+    at = now()
+    hour = at // 3600
+    failures = _failure_windows(cfg, email, source_ip)
+    user, counters = store.read_sign_in(
+        cfg.table_name, email, [store.limit_key(w.scope, w.ident, hour) for w in failures]
+    )
+    full = {
+        f"{window.scope}_window": item
+        for window, item in zip(failures, counters, strict=True)
+        if item and int(item.get("n", 0)) >= window.limit
+    }
+    if full:  # checked before the hash: a blocked guesser costs no argon2 work
+        log.info("sign-in limited: email=%s limits=%s", mask(email), ",".join(full))
+        raise _rate_limited(cfg, full, at)
+    if not credentials.check(user, password):
+        store.count_events(cfg.table_name, failures, hour)
         log.info("sign-in refused: email=%s", mask(email))
         raise InvalidCredentials()
-    at = now()
     session_id = codes.new_session_id()
     digest = codes.session_hash(session_id)
     nonce = codes.new_nonce()
@@ -111,7 +149,7 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
             session,
             challenge,
             _windows(cfg, email, source_ip),
-            hour=at // 3600,
+            hour=hour,
             now=at,
             cooldown_until=at + cfg.resend_cooldown_seconds,
         )

@@ -10,8 +10,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib import store
-
 # OWASP Password Storage Cheat Sheet, argon2id minimum: m=19 MiB, t=2, p=1.
 TIME_COST = 2
 MEMORY_COST_KIB = 19456
@@ -44,12 +42,10 @@ def _matches(encoded: str, password: str) -> bool:
         return False
 
 
-def check(table: str, email: str, password: str) -> bool:
-    """True when ``email`` is an enabled user whose password is ``password``.
-
-    One DynamoDB read; always one argon2 verification.
+def check(user: dict[str, Any] | None, password: str) -> bool:
+    """True when ``user`` (the stored item, None if unknown) is enabled and
+    ``password`` is theirs. Always exactly one argon2 verification.
     """
-    user = store.get_user(table, email)
     usable = user is not None and not user.get("disabled") and "password_hash" in user
     encoded = user["password_hash"] if usable and user else DUMMY_HASH
     matched = _matches(encoded, password)

@@ -31,6 +31,8 @@ class Settings:
     resend_cooldown_seconds: int = 30
     sends_per_email_per_hour: int = 10
     sends_per_ip_per_hour: int = 50
+    failed_sign_ins_per_email_per_hour: int = 20
+    failed_sign_ins_per_ip_per_hour: int = 100
 
 
 # name -> (field, minimum, maximum)
@@ -41,6 +43,8 @@ _INTEGERS: dict[str, tuple[str, int, int]] = {
     "OTP_RESEND_COOLDOWN_SECONDS": ("resend_cooldown_seconds", 0, 3600),
     "OTP_SENDS_PER_EMAIL_PER_HOUR": ("sends_per_email_per_hour", 1, 1000),
     "OTP_SENDS_PER_IP_PER_HOUR": ("sends_per_ip_per_hour", 1, 100000),
+    "OTP_FAILED_SIGN_INS_PER_EMAIL_PER_HOUR": ("failed_sign_ins_per_email_per_hour", 1, 1000),
+    "OTP_FAILED_SIGN_INS_PER_IP_PER_HOUR": ("failed_sign_ins_per_ip_per_hour", 1, 100000),
 }
 
 _REQUIRED: dict[str, str] = {

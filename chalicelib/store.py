@@ -10,7 +10,8 @@ pk                             kind         holds
                                             attempts, guess tags, expires_at
 ``challenge#<sha256>#<n>``     challenge    one send: email, nonce, expires_at;
                                             its INSERT is what the mailer acts on
-``limit#<scope>#<id>#<hour>``  limit        send counter of one clock hour
+``limit#<scope>#<id>#<hour>``  limit        counter of sends (or failed sign-ins)
+                                            in one clock hour
 ``cooldown#<email>``           cooldown     earliest time of the next send
 =============================  ===========  ====================================
 
@@ -28,6 +29,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib import aws
+from chalicelib.errors import ServiceUnavailable
 
 
 @cache
@@ -115,6 +117,20 @@ def get_user(table: str, email: str) -> dict[str, Any] | None:
     return from_ddb(response.get("Item"))
 
 
+def read_sign_in(
+    table: str, email: str, counter_keys: Sequence[str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any] | None]]:
+    """The user and the given limit counters, in one BatchGetItem."""
+    keys = [user_key(email), *counter_keys]
+    response = _ddb().batch_get_item(
+        RequestItems={table: {"Keys": [to_ddb({"pk": key}) for key in keys], "ConsistentRead": True}}
+    )
+    if response.get("UnprocessedKeys"):
+        raise ServiceUnavailable()  # DynamoDB shed part of the read: busy, try again
+    found = {item["pk"]["S"]: from_ddb(item) for item in response["Responses"].get(table, [])}
+    return found.get(keys[0]), [found.get(key) for key in counter_keys]
+
+
 def put_user(table: str, email: str, password_hash: str, now: int) -> None:
     """Create or replace a user (enabled)."""
     _ddb().put_item(
@@ -163,29 +179,27 @@ class Window:
     limit: int
 
 
-def _window_writes(table: str, window: Window, hour: int) -> list[tuple[str, dict[str, Any]]]:
-    """Count a send in its clock hour and carry it into the next one.
+def _window_writes(
+    table: str, window: Window, hour: int, conditional: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """Count an event in its clock hour and carry it into the next one.
 
-    The bucket of hour h holds the sends of h-1 and h, and the condition
+    The bucket of hour h holds the events of h-1 and h, and the condition
     caps that sum: so any 60 minutes (which lie inside two consecutive clock
-    hours) see at most ``limit`` sends, with no burst at the hour boundary.
+    hours) see at most ``limit`` events, with no burst at the hour boundary.
     """
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour)}),
+        "UpdateExpression": "ADD n :one, own :one SET kind = :kind, expires_at = :exp",
+        "ExpressionAttributeValues": to_ddb({":one": 1, ":kind": "limit", ":exp": (hour + 2) * 3600}),
+    }
+    if conditional:
+        update["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
+        update["ExpressionAttributeValues"].update(to_ddb({":limit": window.limit}))
+        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     return [
-        (
-            f"{window.scope}_window",
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour)}),
-                    "UpdateExpression": "ADD n :one, own :one SET kind = :kind, expires_at = :exp",
-                    "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
-                    "ExpressionAttributeValues": to_ddb(
-                        {":one": 1, ":kind": "limit", ":exp": (hour + 2) * 3600, ":limit": window.limit}
-                    ),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-        ),
+        (f"{window.scope}_window", {"Update": update}),
         (
             f"{window.scope}_carry",
             {
@@ -325,6 +339,14 @@ def renew_session(
     ]
     for window in windows:
         writes += _window_writes(table, window, hour)
+    _transact(writes)
+
+
+def count_events(table: str, windows: Sequence[Window], hour: int) -> None:
+    """Count one event (a failed sign-in) in each window, in one transaction."""
+    writes: list[tuple[str, dict[str, Any]]] = []
+    for window in windows:
+        writes += _window_writes(table, window, hour, conditional=False)
     _transact(writes)
 
 

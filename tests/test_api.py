@@ -176,6 +176,41 @@ def test_per_ip_hourly_limit(stack, clock, monkeypatch):
     assert len(sent_mail()) == 2
 
 
+def test_failed_sign_ins_per_email_are_limited_before_hashing(stack, clock, monkeypatch):
+    from chalicelib import credentials
+
+    with_settings(monkeypatch, stack, failed_sign_ins_per_email_per_hour=3)
+    clock.now = 1_900_000_000 // 3600 * 3600 + 50
+    for _ in range(3):
+        assert_error(stack.sign_in(password="guess"), 401, "invalid_credentials")
+    hashed = []
+    monkeypatch.setattr(credentials, "_matches", lambda encoded, pw: hashed.append(pw) or True)
+    body = assert_error(stack.sign_in(), 429, "rate_limited")  # even the right password waits
+    assert hashed == []
+    assert body["retry_after"] == 2 * 3600 - 50
+    assert "failed sign-ins" in body["message"]
+    monkeypatch.undo()
+    with_settings(monkeypatch, stack, failed_sign_ins_per_email_per_hour=3)
+    clock.advance(2 * 3600)
+    assert stack.sign_in().status_code == 200
+
+
+def test_failed_sign_ins_count_the_same_for_unknown_addresses(stack, monkeypatch):
+    with_settings(monkeypatch, stack, failed_sign_ins_per_email_per_hour=2)
+    for _ in range(2):
+        assert_error(stack.sign_in(email="nobody@example.com"), 401, "invalid_credentials")
+    assert_error(stack.sign_in(email="nobody@example.com"), 429, "rate_limited")
+    assert stack.sign_in().status_code == 200  # another address is not affected
+
+
+def test_failed_sign_ins_per_ip_are_limited(stack, monkeypatch):
+    with_settings(monkeypatch, stack, failed_sign_ins_per_ip_per_hour=3)
+    for name in ("a", "b", "c"):
+        assert_error(stack.sign_in(email=f"{name}@example.com"), 401, "invalid_credentials")
+    body = assert_error(stack.sign_in(), 429, "rate_limited")
+    assert "network" in body["message"]
+
+
 def test_cors_origin_from_configuration(stack):
     response = stack.sign_in()
     assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5173"
@@ -346,7 +381,7 @@ def test_unexpected_error_is_json_500_without_trace(stack, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals demo-password")
 
-    monkeypatch.setattr(store, "get_user", boom)
+    monkeypatch.setattr(store, "read_sign_in", boom)
     response = stack.sign_in()
     assert_error(response, 500, "internal_error")
     assert b"secret internals" not in response.body
@@ -359,10 +394,11 @@ def test_throttled_dynamodb_is_503_json(stack, monkeypatch):
 
     def throttled(*args, **kwargs):
         raise ClientError(
-            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem"
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "BatchGetItem",
         )
 
-    monkeypatch.setattr(store, "get_user", throttled)
+    monkeypatch.setattr(store, "read_sign_in", throttled)
     assert_error(stack.sign_in(), 503, "service_unavailable")
 
 

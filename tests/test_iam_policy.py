@@ -127,6 +127,11 @@ def iam_requests(
     if service == "dynamodb":
         if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
             return [Request(f"dynamodb:{operation}", place.arn("dynamodb", f"table/{params['TableName']}"))]
+        if operation == "BatchGetItem":
+            return [
+                Request("dynamodb:BatchGetItem", place.arn("dynamodb", f"table/{table}"))
+                for table in params["RequestItems"]
+            ]
         if operation == "TransactWriteItems":
             out = []
             for item in params["TransactItems"]:
@@ -236,6 +241,7 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
         operations = {(service, op) for service, op, _ in calls}
         expected = {
             "api_handler": {
+                ("dynamodb", "BatchGetItem"),
                 ("dynamodb", "GetItem"),
                 ("dynamodb", "TransactWriteItems"),
                 ("dynamodb", "UpdateItem"),
@@ -398,6 +404,8 @@ def test_static_scan_every_call_in_code_is_granted_in_the_deploy_stage():
         requests = []
         for service, operation in found:
             call = dict(params)
+            if operation == "BatchGetItem":
+                call["RequestItems"] = {params["TableName"]: {}}
             if operation == "TransactWriteItems":
                 assert scan.transact_kinds, "a transaction with no Put/Update/Delete/ConditionCheck?"
                 call["TransactItems"] = [

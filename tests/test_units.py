@@ -76,6 +76,7 @@ def test_settings_defaults():
         10,
         50,
     )
+    assert (cfg.failed_sign_ins_per_email_per_hour, cfg.failed_sign_ins_per_ip_per_hour) == (20, 100)
 
 
 @pytest.mark.parametrize("name", ["OTP_TABLE_NAME", "OTP_STREAM_ARN", "OTP_SENDER", "OTP_KEY_PARAMETER"])

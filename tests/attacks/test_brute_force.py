@@ -266,3 +266,23 @@ def test_an_attacker_at_full_speed_never_beats_the_hourly_limit(stack, clock, at
     assert late == 0  # Retry-After is not longer than needed either
     assert busiest == cfg.sends_per_email_per_hour  # reached, never passed
     assert len(opened) == 2 * cfg.sends_per_email_per_hour
+
+
+def test_password_guessing_stops_at_the_failed_sign_in_limit(stack, clock, attack_log):
+    """Guessing passwords for one address: after the limit, every try is 429
+    before any hash is computed, even with the right password."""
+    limit = Settings.__dataclass_fields__["failed_sign_ins_per_email_per_hour"].default
+    clock.now = 1_900_000_000 // 3600 * 3600 + 10
+    answers = [stack.sign_in(password=f"guess-{i}").status_code for i in range(limit + 30)]
+    right = stack.sign_in()
+    got_in = int(right.status_code == 200)
+    attack_log(
+        "brute force: password guessing, one address",
+        len(answers) + 1,
+        got_in,
+        f"{answers.count(401)} x 401 then {answers.count(429)} x 429; right password refused too",
+    )
+    assert answers == [401] * limit + [429] * 30
+    check_error(right, 429)
+    clock.advance(2 * 3600)
+    assert stack.sign_in().status_code == 200  # the owner gets back in once the window passes

@@ -187,7 +187,9 @@ def _calls_per_route(stack, clock) -> dict[str, int]:
 def test_retries_fit_inside_the_lambda_timeout(stack, clock, backoff, attack_log):
     """Throttling that outlasts the retries must still be answered (503 JSON) before
     Lambda's timeout stops the request, or the client gets the gateway's 502/504."""
-    fault = Fault("dynamodb", "GetItem", dynamodb_error("ProvisionedThroughputExceededException")).install()
+    fault = Fault(
+        "dynamodb", "BatchGetItem", dynamodb_error("ProvisionedThroughputExceededException")
+    ).install()
     check_error(stack.sign_in(), 503)
     attempts = len(fault.calls)
     fault.remove()
@@ -213,7 +215,7 @@ def test_retries_fit_inside_the_lambda_timeout(stack, clock, backoff, attack_log
 def test_dynamodb_throttling_is_retried_with_backoff(stack, backoff, attack_log):
     fault = Fault(
         "dynamodb",
-        "GetItem",
+        "BatchGetItem",
         dynamodb_error("ProvisionedThroughputExceededException"),
         times=MAX_ATTEMPTS - 1,
     ).install()
@@ -232,10 +234,10 @@ def test_dynamodb_throttling_is_retried_with_backoff(stack, backoff, attack_log)
 @pytest.mark.parametrize(
     ("operation", "code", "status"),
     [
-        ("GetItem", "ProvisionedThroughputExceededException", 400),
-        ("GetItem", "ThrottlingException", 400),
-        ("GetItem", "RequestLimitExceeded", 400),
-        ("GetItem", "InternalServerError", 500),
+        ("BatchGetItem", "ProvisionedThroughputExceededException", 400),
+        ("BatchGetItem", "ThrottlingException", 400),
+        ("BatchGetItem", "RequestLimitExceeded", 400),
+        ("BatchGetItem", "InternalServerError", 500),
         ("TransactWriteItems", "ProvisionedThroughputExceededException", 400),
     ],
 )
