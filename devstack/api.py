@@ -26,20 +26,26 @@ LISTEN_BACKLOG = 256
 
 
 def local_server(app: Any, config: Any, port: int) -> Any:
-    """``chalice.local.create_local_server``, with a listen backlog of 256.
+    """``chalice.local.create_local_server``, with a listen backlog of 256 and
+    Nagle's algorithm off.
 
     Python's socketserver listens with a backlog of 5: a burst of 40
     concurrent clients then sees connection resets from the kernel, and a
-    load test would measure those instead of the app.
+    load test would measure those instead of the app. And the handler writes
+    headers and body in separate small packets, so with Nagle's algorithm on
+    every answer waits for the client's delayed ACK (about 40 ms).
     """
     from chalice import local
 
     class Server(local.ThreadedHTTPServer):
         request_queue_size = LISTEN_BACKLOG
 
+    class Handler(local.ChaliceRequestHandler):
+        disable_nagle_algorithm = True
+
     local.CustomLocalChalice.__bases__ = (local.LocalChalice, app.__class__)
     app.__class__ = local.CustomLocalChalice
-    return local.LocalDevServer(app, config, HOST, port, server_cls=Server)
+    return local.LocalDevServer(app, config, HOST, port, handler_cls=Handler, server_cls=Server)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
