@@ -21,6 +21,7 @@ from chalicelib.errors import (
     RateLimited,
     ServiceUnavailable,
     SessionExpired,
+    aws_unavailable,
 )
 
 SETTINGS = settings.load()  # fails at start-up, naming the bad variable
@@ -41,30 +42,6 @@ STATUS: dict[type[OtpError], int] = {
     ServiceUnavailable: 503,
 }
 
-_UNAVAILABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "ServiceUnavailable",
-    "InternalServerError",
-    "TransactionConflictException",
-    "Throttling",
-}
-# A transaction cancelled for these reasons met a busy table (throttling, or
-# another transaction on the same item, as two sign-ins for one address at
-# once), not a bug: 503 like the errors above.
-_BUSY_REASONS = {"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"}
-
-
-def _aws_busy(error: Exception) -> tuple[bool, str]:
-    response = getattr(error, "response", {})
-    code = response.get("Error", {}).get("Code", "")
-    if code == "TransactionCanceledException":
-        reasons = {r.get("Code") for r in response.get("CancellationReasons") or []} - {None, "None"}
-        return bool(reasons & _BUSY_REASONS) and reasons <= _BUSY_REASONS | {"ConditionalCheckFailed"}, code
-    transport = type(error).__module__.startswith(("botocore", "urllib3"))
-    return code in _UNAVAILABLE or (transport and not code), code
-
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(
@@ -76,7 +53,7 @@ def _error_response(error: Exception) -> Response:
     if isinstance(error, OtpError):
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
         return _json(STATUS[type(error)], error.body(), headers)
-    busy, code = _aws_busy(error)
+    busy, code = aws_unavailable(error)
     if busy:
         app.log.error("AWS unavailable: %s %s", type(error).__name__, code)
         return _json(503, ServiceUnavailable().body())

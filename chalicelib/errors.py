@@ -66,3 +66,34 @@ class ServiceUnavailable(OtpError):
 
     def __init__(self) -> None:
         super().__init__("The service is busy or unavailable. Try again shortly.")
+
+
+_UNAVAILABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "TransactionConflictException",
+    "Throttling",
+}
+# A transaction cancelled for these reasons met a busy table (throttling, or
+# another transaction on the same item, as two sign-ins for one address at
+# once), not a bug: 503 like the errors above.
+_BUSY_REASONS = {"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"}
+
+
+def aws_unavailable(error: Exception) -> tuple[bool, str]:
+    """Whether an AWS error means "busy or unreachable, try again" (503), and its code.
+
+    Throttling that outlasted botocore's retries, AWS's own 5xx, transport
+    failures, and transactions cancelled only by throttling or a conflict.
+    Anything else is a bug (500).
+    """
+    response = getattr(error, "response", {})
+    code = response.get("Error", {}).get("Code", "")
+    if code == "TransactionCanceledException":
+        reasons = {r.get("Code") for r in response.get("CancellationReasons") or []} - {None, "None"}
+        return bool(reasons & _BUSY_REASONS) and reasons <= _BUSY_REASONS | {"ConditionalCheckFailed"}, code
+    transport = type(error).__module__.startswith(("botocore", "urllib3"))
+    return code in _UNAVAILABLE or (transport and not code), code
