@@ -30,6 +30,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         aws.reset()
         keys.forget()
         import app as app_module
+        from devstack.emulator import keep_streams_across_rollbacks
+
+        keep_streams_across_rollbacks()  # the same emulator fidelity fix as the local stack
 
         result = admin.provision(
             TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"]

@@ -25,10 +25,15 @@ def _cancelled_transaction(client, table: str) -> None:
 def test_an_open_iterator_sees_no_cancelled_write(fixed, monkeypatch):
     from moto import mock_aws
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
 
     from chalicelib import store
 
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)
+    moto_own = getattr(
+        DynamoDBBackend.transact_write_items, "__wrapped__", DynamoDBBackend.transact_write_items
+    )
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_own)  # as moto ships it, restored after
+    monkeypatch.delattr(StreamShard, "__deepcopy__", raising=False)
     with mock_aws():
         import boto3
 
@@ -45,6 +50,7 @@ def test_an_open_iterator_sees_no_cancelled_write(fixed, monkeypatch):
             "ShardIterator"
         ]
         _cancelled_transaction(client, "t")
+        assert "Item" not in client.get_item(TableName="t", Key={"pk": {"S": "phantom"}})  # rolled back
         client.put_item(TableName="t", Item={"pk": {"S": "real"}})
         seen = [
             r["dynamodb"]["Keys"]["pk"]["S"] for r in streams.get_records(ShardIterator=iterator)["Records"]
