@@ -150,21 +150,13 @@ def put_user(table: str, email: str, password_hash: str, now: int) -> None:
 
 def set_user_disabled(table: str, email: str, disabled: bool, now: int) -> bool:
     """Flip the disabled flag; False when there is no such user."""
-    from botocore.exceptions import ClientError
-
-    try:
-        _ddb().update_item(
-            TableName=table,
-            Key=to_ddb({"pk": user_key(email)}),
-            UpdateExpression="SET disabled = :d, updated_at = :now",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_ddb({":d": disabled, ":now": now}),
-        )
-    except ClientError as error:
-        if is_conditional_failure(error):
-            return False
-        raise
-    return True
+    return _conditional_update(
+        table,
+        user_key(email),
+        "SET disabled = :d, updated_at = :now",
+        "attribute_exists(pk)",
+        {":d": disabled, ":now": now},
+    )
 
 
 # ---------------------------------------------------------------- sends
@@ -267,6 +259,28 @@ def _transact(writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
         raise Cancelled(failed) from None
 
 
+def _send(
+    table: str,
+    session_write: dict[str, Any],
+    email: str,
+    challenge: Mapping[str, Any],
+    windows: Sequence[Window],
+    hour: int,
+    now: int,
+    cooldown_until: int,
+) -> None:
+    """One send, in one transaction: the session write, the challenge, the
+    cooldown and every send counter."""
+    writes = [
+        ("session", session_write),
+        _challenge_put(table, challenge),
+        _cooldown_write(table, email, now, cooldown_until),
+    ]
+    for window in windows:
+        writes += _window_writes(table, window, hour)
+    _transact(writes)
+
+
 def create_session(
     table: str,
     session: Mapping[str, Any],
@@ -277,23 +291,14 @@ def create_session(
     cooldown_until: int,
 ) -> None:
     """Write a new session and its first challenge, counting the send."""
-    writes = [
-        (
-            "session",
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": to_ddb({**session, "kind": "session"}),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ),
-        _challenge_put(table, challenge),
-        _cooldown_write(table, session["email"], now, cooldown_until),
-    ]
-    for window in windows:
-        writes += _window_writes(table, window, hour)
-    _transact(writes)
+    put = {
+        "Put": {
+            "TableName": table,
+            "Item": to_ddb({**session, "kind": "session"}),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    _send(table, put, session["email"], challenge, windows, hour, now, cooldown_until)
 
 
 def renew_session(
@@ -311,35 +316,24 @@ def renew_session(
     it since (same nonce, same attempt count). The tags of codes tried against
     the old nonce are dropped: they can never match the new code's.
     """
-    writes = [
-        (
-            "session",
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_ddb({"pk": session["pk"]}),
-                    "UpdateExpression": (
-                        "SET nonce = :nonce, send_no = :send_no, expires_at = :exp REMOVE tags"
-                    ),
-                    "ConditionExpression": "nonce = :old_nonce AND attempts = :old_attempts",
-                    "ExpressionAttributeValues": to_ddb(
-                        {
-                            ":nonce": challenge["nonce"],
-                            ":send_no": challenge["send_no"],
-                            ":exp": challenge["expires_at"],
-                            ":old_nonce": session["nonce"],
-                            ":old_attempts": session["attempts"],
-                        }
-                    ),
+    update = {
+        "Update": {
+            "TableName": table,
+            "Key": to_ddb({"pk": session["pk"]}),
+            "UpdateExpression": "SET nonce = :nonce, send_no = :send_no, expires_at = :exp REMOVE tags",
+            "ConditionExpression": "nonce = :old_nonce AND attempts = :old_attempts",
+            "ExpressionAttributeValues": to_ddb(
+                {
+                    ":nonce": challenge["nonce"],
+                    ":send_no": challenge["send_no"],
+                    ":exp": challenge["expires_at"],
+                    ":old_nonce": session["nonce"],
+                    ":old_attempts": session["attempts"],
                 }
-            },
-        ),
-        _challenge_put(table, challenge),
-        _cooldown_write(table, session["email"], now, cooldown_until),
-    ]
-    for window in windows:
-        writes += _window_writes(table, window, hour)
-    _transact(writes)
+            ),
+        }
+    }
+    _send(table, update, session["email"], challenge, windows, hour, now, cooldown_until)
 
 
 def count_events(table: str, windows: Sequence[Window], hour: int) -> None:
@@ -388,17 +382,17 @@ def record_guess(
 # ---------------------------------------------------------------- mail marks
 
 
-def claim_challenge(table: str, pk: str, now: int) -> bool:
-    """Mark a challenge as being mailed; False if it already was (or is gone)."""
+def _conditional_update(table: str, pk: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+    """One UpdateItem; False (not an error) when its condition does not hold."""
     from botocore.exceptions import ClientError
 
     try:
         _ddb().update_item(
             TableName=table,
             Key=to_ddb({"pk": pk}),
-            UpdateExpression="SET mailed_at = :now",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(mailed_at)",
-            ExpressionAttributeValues=to_ddb({":now": now}),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=to_ddb(values),
         )
     except ClientError as error:
         if is_conditional_failure(error):
@@ -407,21 +401,20 @@ def claim_challenge(table: str, pk: str, now: int) -> bool:
     return True
 
 
+def claim_challenge(table: str, pk: str, now: int) -> bool:
+    """Mark a challenge as being mailed; False if it already was (or is gone)."""
+    return _conditional_update(
+        table,
+        pk,
+        "SET mailed_at = :now",
+        "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
+        {":now": now},
+    )
+
+
 def release_challenge(table: str, pk: str, now: int) -> None:
     """Undo :func:`claim_challenge` after a failed send, so a retry sends it."""
-    from botocore.exceptions import ClientError
-
-    try:
-        _ddb().update_item(
-            TableName=table,
-            Key=to_ddb({"pk": pk}),
-            UpdateExpression="REMOVE mailed_at",
-            ConditionExpression="mailed_at = :now",
-            ExpressionAttributeValues=to_ddb({":now": now}),
-        )
-    except ClientError as error:
-        if not is_conditional_failure(error):
-            raise
+    _conditional_update(table, pk, "REMOVE mailed_at", "mailed_at = :now", {":now": now})
 
 
 # ---------------------------------------------------------------- provisioning
