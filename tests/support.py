@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import re
 import threading
@@ -44,23 +42,11 @@ class Mail:
 
 
 def parse_raw(raw: str | bytes, destinations: list[str], source: str) -> Mail:
-    if isinstance(raw, bytes):
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-    else:
-        message = email.message_from_string(raw, policy=email.policy.default)
-    text = message.get_body(preferencelist=("plain",))
-    html = message.get_body(preferencelist=("html",))
-    from email.utils import getaddresses
+    """The message as the local mailbox shows it (the same parser)."""
+    from devstack.mailbox import parse_raw as mailbox_parse
 
-    # moto adds the To header's addresses to Destinations; SES does not.
-    addresses = [addr for _, addr in getaddresses(list(destinations))]
-    return Mail(
-        to=list(dict.fromkeys(addresses)),
-        subject=str(message["Subject"]),
-        text=text.get_content() if text else "",
-        html=html.get_content() if html else "",
-        sender=source,
-    )
+    to, subject, text, html = mailbox_parse(raw, destinations, source)
+    return Mail(to=to, subject=subject, text=text, html=html, sender=source)
 
 
 def sent_mail() -> list[Mail]:
