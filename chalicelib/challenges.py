@@ -58,15 +58,6 @@ _LIMIT_TEXT = {
 }
 
 
-def _limits(cfg: Settings) -> dict[str, int]:
-    return {
-        "email": cfg.sends_per_email_per_hour,
-        "ip": cfg.sends_per_ip_per_hour,
-        "fail-email": cfg.failed_sign_ins_per_email_per_hour,
-        "fail-ip": cfg.failed_sign_ins_per_ip_per_hour,
-    }
-
-
 def _failure_windows(cfg: Settings, email: str, source_ip: str | None) -> list[store.Window]:
     return [
         store.Window("fail-email", email, cfg.failed_sign_ins_per_email_per_hour),
@@ -74,11 +65,12 @@ def _failure_windows(cfg: Settings, email: str, source_ip: str | None) -> list[s
     ]
 
 
-def _rate_limited(cfg: Settings, failed: dict[str, Any], at: int) -> RateLimited:
-    """Turn the failed conditions of a send into one 429 with the longest wait."""
+def _rate_limited(cfg: Settings, failed: dict[str, Any], at: int, windows: list[store.Window]) -> RateLimited:
+    """Turn the failed conditions of ``windows`` (and the cooldown) into one 429
+    with the longest wait."""
     hour = at // 3600
     waits: list[tuple[int, str]] = []
-    limits = _limits(cfg)
+    limits = {window.scope: window.limit for window in windows}
     for role, item in failed.items():
         if role == "cooldown":
             until = int((item or {}).get("until", at + cfg.resend_cooldown_seconds))
@@ -124,7 +116,7 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     }
     if full:  # checked before the hash: a blocked guesser costs no argon2 work
         log.info("sign-in limited: email=%s limits=%s", mask(email), ",".join(full))
-        raise _rate_limited(cfg, full, at)
+        raise _rate_limited(cfg, full, at, failures)
     if not credentials.check(user, password):
         store.count_events(cfg.table_name, failures, hour)
         log.info("sign-in refused: email=%s", mask(email))
@@ -143,12 +135,13 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
         "created_at": at,
     }
     challenge = _send_record(email, digest, 1, nonce, expires_at, cfg.ttl_seconds)
+    sends = _windows(cfg, email, source_ip)
     try:
         store.create_session(
             cfg.table_name,
             session,
             challenge,
-            _windows(cfg, email, source_ip),
+            sends,
             hour=hour,
             now=at,
             cooldown_until=at + cfg.resend_cooldown_seconds,
@@ -157,7 +150,7 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
         if {"session", "challenge"} & cancelled.failed.keys():
             raise ServiceUnavailable() from None  # a 256-bit id collided: not a user error
         log.info("send limited: email=%s limits=%s", mask(email), ",".join(cancelled.failed))
-        raise _rate_limited(cfg, cancelled.failed, at) from None
+        raise _rate_limited(cfg, cancelled.failed, at, sends) from None
     log.info("session started: session=%s email=%s", codes.session_tag(session_id), mask(email))
     return {
         "session_id": session_id,
@@ -206,12 +199,13 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
         challenge = _send_record(
             session["email"], digest, send_no, codes.new_nonce(), expires_at, cfg.ttl_seconds
         )
+        sends = _windows(cfg, session["email"], source_ip)
         try:
             store.renew_session(
                 cfg.table_name,
                 session,
                 challenge,
-                _windows(cfg, session["email"], source_ip),
+                sends,
                 hour=at // 3600,
                 now=at,
                 cooldown_until=at + cfg.resend_cooldown_seconds,
@@ -222,7 +216,7 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
                 log.info(
                     "resend limited: session=%s limits=%s", codes.session_tag(session_id), ",".join(limits)
                 )
-                raise _rate_limited(cfg, limits, at) from None
+                raise _rate_limited(cfg, limits, at, sends) from None
             continue  # the session changed under us: read it again
         log.info("code resent: session=%s send=%d", codes.session_tag(session_id), send_no)
         return {"expires_in": cfg.ttl_seconds, "resend_in": cfg.resend_cooldown_seconds}
