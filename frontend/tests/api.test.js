@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
-import { ApiError, useOtpApi } from '../src/composables/useOtpApi.js'
+import { ApiError, createOtpApi } from '../src/lib/api.js'
 import { json, mockFetch, sentBody } from './helpers.js'
 
-const api = () => useOtpApi({ baseUrl: 'http://api.test/api' })
+const api = () => createOtpApi({ baseUrl: 'http://api.test/api' })
 
 async function failure(promise) {
   try {
@@ -13,7 +13,7 @@ async function failure(promise) {
   throw new Error('expected the call to fail')
 }
 
-describe('useOtpApi', () => {
+describe('createOtpApi', () => {
   it('posts JSON to POST /otp and returns the timings', async () => {
     const fetch = mockFetch(json(200, { session_id: 'abc_123', expires_in: 300, resend_in: 30 }))
     const result = await api().startSignIn('demo@example.com', 'pw')
@@ -81,7 +81,7 @@ describe('useOtpApi', () => {
           }),
       ),
     )
-    const pending = failure(useOtpApi({ baseUrl: '', timeoutMs: 5000 }).startSignIn('a@b.co', 'pw'))
+    const pending = failure(createOtpApi({ baseUrl: '', timeoutMs: 5000 }).startSignIn('a@b.co', 'pw'))
     await vi.advanceTimersByTimeAsync(5000)
     expect((await pending).code).toBe('network')
     vi.useRealTimers()

@@ -42,10 +42,11 @@ function knownFields(body, headers) {
 }
 
 /**
- * The three calls of the sign-in API, over fetch. Each resolves with the JSON body of a 200
- * or rejects with an ApiError.
+ * The three calls of the sign-in API, over fetch: a plain object with no reactive state, so
+ * any component (or test) can make its own. Each resolves with the JSON body of a 200 or
+ * rejects with an ApiError.
  */
-export function useOtpApi({ baseUrl = API_BASE_URL, timeoutMs = TIMEOUT_MS } = {}) {
+export function createOtpApi({ baseUrl = API_BASE_URL, timeoutMs = TIMEOUT_MS } = {}) {
   async function post(path, payload) {
     const controller = typeof AbortController === 'function' ? new AbortController() : undefined
     const timer = controller ? setTimeout(() => controller.abort(), timeoutMs) : undefined
