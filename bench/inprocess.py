@@ -155,16 +155,16 @@ def _moto(recorder: Recorder) -> Iterator[dict[str, Any]]:
     from moto import mock_aws
 
     with mock_aws():
-        from chalicelib import admin, aws, keys, settings
+        from chalicelib import aws, keys, settings
+        from ops.provision import provision
+        from ops.users import add_user
         from tests.support import DEMO_EMAIL, DEMO_PASSWORD, TEST_ENV
 
         recorder.install()
         aws.reset()
         keys.forget()
-        result = admin.provision(
-            TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"]
-        )
-        admin.add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+        result = provision(TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"])
+        add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
         try:
             yield result
         finally:

@@ -5,7 +5,7 @@ local, the stream pump, the mailbox, all on 127.0.0.1 and free ports) is
 started with one setting raised: ``OTP_SENDS_PER_IP_PER_HOUR`` (every
 request comes from 127.0.0.1, so the per-IP limit of 50 an hour would stop
 the run). Each sign-in is a different user (created with
-``chalicelib.admin.add_user`` against the stack), so the per-address
+``ops.users.add_user`` against the stack), so the per-address
 limits and the cooldown stay as configured and never trip.
 
 1. The local server's floor: ``POST /otp`` with ``{}``, one at a time (a
@@ -54,12 +54,14 @@ VERIFY = "verify (POST /otp/verify)"
 
 _ADD_USERS = """
 import sys
-from chalicelib import admin, settings
-admin.apply_stage("local")
+from chalicelib import settings
+from ops.stage import apply_stage
+from ops.users import add_user
+apply_stage("local")
 cfg = settings.load()
 password = sys.stdin.readline().rstrip("\\n")
 for email in sys.argv[1:]:
-    admin.add_user(cfg, email, password)
+    add_user(cfg, email, password)
 """
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib import settings
-from chalicelib.admin import AdminError, stage_environment
+from ops import OpsError
+from ops.stage import stage_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -105,7 +106,7 @@ def stack_environment(environ: Mapping[str, str], ports: Mapping[Port, int]) -> 
     """The environment every part of the stack runs with (see the module docstring)."""
     try:
         stage = stage_environment(STAGE)
-    except AdminError as error:
+    except OpsError as error:
         raise StackError(str(error)) from None
     env = {
         name: value

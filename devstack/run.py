@@ -130,13 +130,15 @@ class Stack:
 
     def _provision(self) -> str:
         """Table + stream + TTL, code key, sender, demo user; returns the stream ARN."""
-        from chalicelib import admin, aws, keys, settings
+        from chalicelib import aws, keys, settings
+        from ops.provision import provision
+        from ops.users import add_user
 
         aws.reset()
         keys.forget()
         env = self.env
-        result = admin.provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
-        admin.add_user(settings.load(env), DEMO_EMAIL, DEMO_PASSWORD)
+        result = provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+        add_user(settings.load(env), DEMO_EMAIL, DEMO_PASSWORD)
         return str(result["stream_arn"])
 
     def _start_pump(self, stream_arn: str) -> None:
@@ -236,7 +238,7 @@ def banner(
     if ports[AWS] != AWS.default:
         hint.append(f"AWS_ENDPOINT_URL={url(ports[AWS])}")
     hint += [f"{name}={env[name]}" for name in ("OTP_TABLE_NAME", "OTP_KEY_PARAMETER") if name in users]
-    add_user = " ".join([*hint, ".venv/bin/python -m chalicelib.admin add-user you@example.com"])
+    add_user = " ".join([*hint, ".venv/bin/simple-otp add-user you@example.com"])
     out.plain()
     out.plain(f"  {READY_LINE}:")
     out.plain(f"    login page   {login}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the project needs, quickly skipped when already done.
-#   scripts/setup.sh            Python venv + requirements, frontend npm ci
+#   scripts/setup.sh            Python venv + requirements + the project (simple-otp), frontend npm ci
 #   scripts/setup.sh --browser  also Debian's Chromium (apt-get) for browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +15,18 @@ fi
 
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
-want=$(stamp_of requirements.txt requirements-dev.txt)
-if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
-  say "Python: creating .venv and installing requirements-dev.txt (first run takes a minute)"
+want=$(stamp_of requirements.txt requirements-dev.txt pyproject.toml)
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/simple-otp ] \
+  || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
+  say "Python: creating .venv, installing requirements-dev.txt and the project (first run takes a minute)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt 2>&1 \
     | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import chalice, moto, argon2, pytest" # fail loudly if the install did not take
+  # The project itself, editable: the simple-otp command (ops.cli) runs this checkout's code.
+  .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
+  .venv/bin/simple-otp --help >/dev/null # fail loudly if the command is not there
   echo "$want" > .venv/.stamp
 else
   say "Python: .venv is up to date"

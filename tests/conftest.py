@@ -25,7 +25,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         from chalice.test import Client
 
-        from chalicelib import admin, aws, keys, settings
+        from chalicelib import aws, keys, settings
+        from ops.provision import provision
+        from ops.users import add_user
 
         aws.reset()
         keys.forget()
@@ -34,10 +36,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
         keep_streams_across_rollbacks()  # the same emulator fidelity fix as the local stack
 
-        result = admin.provision(
-            TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"]
-        )
-        admin.add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+        result = provision(TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"])
+        add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
         from devstack.streams import StreamReader
 
         with Client(app_module.app) as client:

@@ -1,4 +1,4 @@
-"""The operator CLI: add, disable and enable users."""
+"""The operator CLI (simple-otp): add, disable and enable users."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from chalicelib import admin
+from ops import cli, stage
 from tests.support import TEST_ENV, sent_mail
 
 
@@ -16,7 +16,7 @@ def test_stage(tmp_path, monkeypatch):
     """A config whose stage points at the in-process moto, not at a local stack."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"version": "2.0", "stages": {"test": {"environment_variables": TEST_ENV}}}))
-    monkeypatch.setattr(admin, "CONFIG", config)
+    monkeypatch.setattr(stage, "CONFIG", config)
 
 
 class Pipe(io.StringIO):
@@ -26,7 +26,7 @@ class Pipe(io.StringIO):
 
 def run(*argv: str, stdin: str = "") -> tuple[int, str]:
     out = io.StringIO()
-    code = admin.main(["--stage", "test", *argv], stdin=Pipe(stdin), out=out)
+    code = cli.main(["--stage", "test", *argv], stdin=Pipe(stdin), out=out)
     return code, out.getvalue()
 
 
@@ -55,3 +55,10 @@ def test_bad_input_is_one_line_error(stack, capsys):
     assert len(lines) == 3 and all(line.startswith("error: ") for line in lines)
     assert "no user ghost@example.com" in err
     assert "Traceback" not in err
+
+
+def test_console_entry_reads_sys_argv_and_takes_stage_after_the_command(stack, monkeypatch, capsys):
+    """What the ``simple-otp`` script calls: ``sys.exit(main())`` with no arguments."""
+    monkeypatch.setattr("sys.argv", ["simple-otp", "disable-user", "ghost@example.com", "--stage", "test"])
+    assert cli.main(out=io.StringIO()) == 2
+    assert capsys.readouterr().err == "error: no user ghost@example.com\n"

@@ -117,11 +117,12 @@ def test_password_hash_meets_owasp_argon2id_minimum(stack):
 
 
 def test_disabled_user_cannot_sign_in(stack):
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import set_disabled
 
-    admin.set_disabled(settings.load(), DEMO_EMAIL, True)
+    set_disabled(settings.load(), DEMO_EMAIL, True)
     assert_error(stack.sign_in(), 401, "invalid_credentials")
-    admin.set_disabled(settings.load(), DEMO_EMAIL, False)
+    set_disabled(settings.load(), DEMO_EMAIL, False)
     assert stack.sign_in().status_code == 200
 
 
@@ -163,11 +164,12 @@ def test_hourly_limit_holds_across_the_hour_boundary(stack, clock, monkeypatch):
 
 
 def test_per_ip_hourly_limit(stack, clock, monkeypatch):
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import add_user
 
     with_settings(monkeypatch, stack, sends_per_ip_per_hour=2)
     for name in ("a", "b", "c"):
-        admin.add_user(settings.load(), f"{name}@example.com", "pw-" + name)
+        add_user(settings.load(), f"{name}@example.com", "pw-" + name)
     assert stack.sign_in("a@example.com", "pw-a").status_code == 200
     assert stack.sign_in("b@example.com", "pw-b").status_code == 200
     body = assert_error(stack.sign_in("c@example.com", "pw-c"), 429, "rate_limited")
@@ -300,9 +302,10 @@ def test_code_works_once(stack):
 
 
 def test_session_of_another_email_does_not_verify_this_one(stack):
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import add_user
 
-    admin.add_user(settings.load(), "other@example.com", "other-password")
+    add_user(settings.load(), "other@example.com", "other-password")
     mine = stack.sign_in().data["session_id"]
     my_code = stack.latest_code()
     theirs = stack.sign_in("other@example.com", "other-password").data["session_id"]

@@ -1,6 +1,6 @@
 """The production deployment, checked with no AWS access.
 
-* provisioning (``python -m chalicelib.admin provision``) against moto:
+* provisioning (``simple-otp provision``, ops.provision) against moto:
   exactly the resources the app needs, twice in a row, and its teardown;
 * ``chalice package --stage dev``: the template passes cfn-lint, wires the
   stream ARN and the IAM policies from configuration, and the Lambda package
@@ -26,7 +26,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, aws, keys, store
+from chalicelib import aws, keys
+from ops import OpsError, cli, stage
+from ops.policies import FUNCTIONS
+from ops.provision import ensure_code_key, ensure_table, provision, sender_address, table_definition
+from ops.stage import stage_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -38,7 +42,7 @@ PACKAGE_BUDGET_BYTES = 1024 * 1024
 
 
 def dev_env() -> dict[str, str]:
-    return admin.stage_environment(STAGE)
+    return stage_environment(STAGE)
 
 
 # ---------------------------------------------------------------- provisioning (in-process moto)
@@ -80,18 +84,18 @@ def _inventory() -> dict[str, Any]:
 def test_provision_creates_exactly_what_the_app_needs_twice_in_a_row(moto_aws):
     env = dev_env()
     table, parameter, sender = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"]
-    first = admin.provision(table, parameter, sender)
+    first = provision(table, parameter, sender)
     ddb, ssm = aws.client("dynamodb"), aws.client("ssm")
     key = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
 
-    second = admin.provision(table, parameter, sender)
+    second = provision(table, parameter, sender)
 
     assert first["key_created"] is True and second["key_created"] is False
     assert second["stream_arn"] == first["stream_arn"]
     assert _inventory() == {
         "tables": [table],
         "parameters": [(parameter, "SecureString")],
-        "identities": [admin.sender_address(sender)],
+        "identities": [sender_address(sender)],
     }
     description = ddb.describe_table(TableName=table)["Table"]
     assert description["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
@@ -110,10 +114,10 @@ def test_provision_creates_exactly_what_the_app_needs_twice_in_a_row(moto_aws):
 def test_provision_completes_a_table_made_without_stream_or_ttl(moto_aws):
     env = dev_env()
     table = env["OTP_TABLE_NAME"]
-    bare = {k: v for k, v in store.table_definition(table).items() if k != "StreamSpecification"}
+    bare = {k: v for k, v in table_definition(table).items() if k != "StreamSpecification"}
     aws.client("dynamodb").create_table(**bare)
 
-    stream_arn = store.ensure_table(table)
+    stream_arn = ensure_table(table)
 
     description = aws.client("dynamodb").describe_table(TableName=table)["Table"]
     assert description["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
@@ -125,18 +129,18 @@ def test_provision_completes_a_table_made_without_stream_or_ttl(moto_aws):
 def test_provision_refuses_what_it_cannot_fix(moto_aws, capsys, monkeypatch):
     env = dev_env()
     table, parameter = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"]
-    definition = store.table_definition(table)
+    definition = table_definition(table)
     definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     aws.client("dynamodb").create_table(**definition)
-    with pytest.raises(admin.AdminError, match="KEYS_ONLY"):
-        admin.provision(table, parameter, env["OTP_SENDER"])
+    with pytest.raises(OpsError, match="KEYS_ONLY"):
+        provision(table, parameter, env["OTP_SENDER"])
 
     aws.client("ssm").put_parameter(Name="/plain/key", Value="x", Type="String")
-    with pytest.raises(admin.AdminError, match="not a SecureString"):
-        admin.ensure_code_key("/plain/key")
+    with pytest.raises(OpsError, match="not a SecureString"):
+        ensure_code_key("/plain/key")
 
     _without_otp_settings(monkeypatch)
-    assert admin.main(["provision", "--stage", STAGE], out=io.StringIO()) == 2
+    assert cli.main(["provision", "--stage", STAGE], out=io.StringIO()) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "KEYS_ONLY" in err[0]
 
@@ -145,11 +149,11 @@ def test_provision_cli_writes_config_and_policies(moto_aws, tmp_path, monkeypatc
     config = tmp_path / ".chalice" / "config.json"
     config.parent.mkdir()
     shutil.copy(ROOT / ".chalice" / "config.json", config)
-    monkeypatch.setattr(admin, "CONFIG", config)
+    monkeypatch.setattr(stage, "CONFIG", config)
     _without_otp_settings(monkeypatch)
 
     out = io.StringIO()
-    assert admin.main(["provision", "--stage", STAGE, "--write-config"], out=out) == 0
+    assert cli.main(["provision", "--stage", STAGE, "--write-config"], out=out) == 0
     text = out.getvalue()
     stream_arn = re.search(r"^OTP_STREAM_ARN=(\S+)$", text, re.M)[1]
     assert "code key /simple-otp/dev/code-key created" in text
@@ -162,38 +166,45 @@ def test_provision_cli_writes_config_and_policies(moto_aws, tmp_path, monkeypatc
     assert stream_arn in json.dumps(send_code)
 
     again = io.StringIO()
-    assert admin.main(["--stage", STAGE, "provision", "--write-config"], out=again) == 0
+    assert cli.main(["--stage", STAGE, "provision", "--write-config"], out=again) == 0
     assert "kept" in again.getvalue() and "updated" not in again.getvalue()
-    assert admin.main(["--stage", STAGE, "policy", "--check"], out=io.StringIO()) == 0
+    assert cli.main(["--stage", STAGE, "policy", "--check"], out=io.StringIO()) == 0
 
 
 def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys):
     _without_otp_settings(monkeypatch)
     env = dev_env()
-    admin.provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+    provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
 
-    assert admin.main(["deprovision", "--stage", STAGE], out=io.StringIO()) == 2
+    assert cli.main(["deprovision", "--stage", STAGE], out=io.StringIO()) == 2
     assert "--yes" in capsys.readouterr().err
     assert _inventory()["tables"] == [env["OTP_TABLE_NAME"]]
 
     out = io.StringIO()
-    assert admin.main(["deprovision", "--stage", STAGE, "--yes"], out=out) == 0
+    assert cli.main(["deprovision", "--stage", STAGE, "--yes"], out=out) == 0
     assert out.getvalue().count("deleted") == 3
     assert _inventory() == {"tables": [], "parameters": [], "identities": []}
     again = io.StringIO()
-    assert admin.main(["deprovision", "--stage", STAGE, "--yes"], out=again) == 0
+    assert cli.main(["deprovision", "--stage", STAGE, "--yes"], out=again) == 0
     assert "nothing to delete" in again.getvalue()
 
 
 # ---------------------------------------------------------------- chalice package
 
 
+# The checkout's Python folders besides chalicelib: the operator CLI (run from the
+# copy as ``python -m ops``), and what must stay out of the Lambda package.
+BESIDE_THE_APP = ("ops", "devstack", "tests", "bench")
+
+
 def copy_project(target: Path) -> Path:
-    """What chalice reads, copied: builds never touch the shared checkout."""
+    """The checkout's Python layout, copied: builds never touch the shared checkout."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "app.py", target)
     shutil.copy(ROOT / "requirements.txt", target)
-    shutil.copytree(ROOT / "chalicelib", target / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    skip = shutil.ignore_patterns("__pycache__")
+    for folder in ("chalicelib", *BESIDE_THE_APP):
+        shutil.copytree(ROOT / folder, target / folder, ignore=skip)
     if (ROOT / "vendor").is_dir():
         shutil.copytree(ROOT / "vendor", target / "vendor")
     (target / ".chalice").mkdir()
@@ -203,7 +214,7 @@ def copy_project(target: Path) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for chalice and the admin CLI: no test or stage settings leak in."""
+    """The environment for chalice and the operator CLI: no test or stage settings leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTP_"))}
     env.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env.update(extra)
@@ -217,8 +228,25 @@ class Package:
     zip_path: Path
 
 
+_packages: list[Package] = []
+
+
+def built_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """``chalice package --stage dev`` of a copy of the checkout, built once per test run.
+
+    tests/test_packaging.py opens the same zip (through its own fixture).
+    """
+    if not _packages:
+        _packages.append(_build_package(tmp_path_factory))
+    return _packages[0]
+
+
 @pytest.fixture(scope="session")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    return built_package(tmp_path_factory)
+
+
+def _build_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     project = copy_project(tmp_path_factory.mktemp("package") / "project")
     out = project / "out"
     result = subprocess.run(
@@ -343,8 +371,9 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
-    provision = [sys.executable, "-m", "chalicelib.admin", "provision", "--stage", STAGE, "--write-config"]
-    first, second = run(*provision), run(*provision)
+    # ``python -m ops`` (the same as simple-otp) run in the copy reads and rewrites the copy's config.
+    command = [sys.executable, "-m", "ops", "provision", "--stage", STAGE, "--write-config"]
+    first, second = run(*command), run(*command)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "code key /simple-otp/dev/code-key created" in first.stdout
@@ -352,9 +381,7 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
     stream_arn = re.search(r"^OTP_STREAM_ARN=(\S+)$", second.stdout, re.M)[1]
     config = json.loads((project / ".chalice" / "config.json").read_text())
     assert config["stages"][STAGE]["environment_variables"]["OTP_STREAM_ARN"] == stream_arn
-    assert (
-        run(sys.executable, "-m", "chalicelib.admin", "policy", "--stage", STAGE, "--check").returncode == 0
-    )
+    assert run(sys.executable, "-m", "ops", "policy", "--stage", STAGE, "--check").returncode == 0
 
     env["AWS_MAX_ATTEMPTS"] = "1"  # moto answers ImportRestApi with a 500: no retries
     deploy = run(str(BIN / "chalice"), "deploy", "--stage", STAGE)
@@ -368,7 +395,7 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
     assert "Creating Rest API" in output
 
     iam = _client(moto_server, "iam")
-    for function in admin.FUNCTIONS:
+    for function in FUNCTIONS:
         role = f"{APP}-{STAGE}-{function}"
         (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
         document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
@@ -380,7 +407,7 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
         assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
 
     lam = _client(moto_server, "lambda")
-    stage_env = admin.stage_environment(STAGE, project / ".chalice" / "config.json")
+    stage_env = stage_environment(STAGE, project / ".chalice" / "config.json")
     handlers = {f"{APP}-{STAGE}": "app.app", f"{APP}-{STAGE}-send_code": "app.send_code"}
     for name, handler in handlers.items():
         function = lam.get_function_configuration(FunctionName=name)

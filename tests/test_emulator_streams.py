@@ -27,7 +27,7 @@ def test_an_open_iterator_sees_no_cancelled_write(fixed, monkeypatch):
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import StreamShard
 
-    from chalicelib import store
+    from ops.provision import table_definition
 
     moto_own = getattr(
         DynamoDBBackend.transact_write_items, "__wrapped__", DynamoDBBackend.transact_write_items
@@ -43,7 +43,7 @@ def test_an_open_iterator_sees_no_cancelled_write(fixed, monkeypatch):
             keep_streams_across_rollbacks()
         client = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-        arn = client.create_table(**store.table_definition("t"))["TableDescription"]["LatestStreamArn"]
+        arn = client.create_table(**table_definition("t"))["TableDescription"]["LatestStreamArn"]
         client.put_item(TableName="t", Item={"pk": {"S": "exists"}})
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")[

@@ -1,6 +1,6 @@
 """The Lambda roles' IAM policies grant every AWS call the code makes, and no more.
 
-Two independent checks of the policy generator (``admin.role_policies``):
+Two independent checks of the policy generator (``ops.policies.role_policies``):
 
 * dynamic: the app runs its flows against moto while every botocore call is
   recorded, attributed to the role that would make it in AWS (the routes'
@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin
+from ops.policies import FUNCTIONS, function_name, policy_files, role_policies
+from ops.provision import sender_address
+from ops.stage import stage_environment
 from tests.support import DEMO_EMAIL, TEST_ENV, sent_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +150,7 @@ def iam_requests(
             table = params.get("TableName", "*")
             return [Request("dynamodb:ListStreams", place.arn("dynamodb", f"table/{table}/stream/*"))]
     if service == "ses" and operation in ("SendRawEmail", "SendEmail"):
-        address = admin.sender_address(params["Source"])
+        address = sender_address(params["Source"])
         return [
             Request(
                 f"ses:{operation}",
@@ -233,10 +235,10 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
     assert stack.post("/otp/verify", {"session_id": session, "code": code}).status_code == 200
 
     env = {**TEST_ENV, "OTP_STREAM_ARN": stack.stream_arn}
-    policies = admin.role_policies(env, "simple-otp", "test")
+    policies = role_policies(env, "simple-otp", "test")
     place = Place.of(stack.stream_arn)
     used: dict[str, set[str]] = {}
-    for role in admin.FUNCTIONS:
+    for role in FUNCTIONS:
         calls = recorder.of(role)
         operations = {(service, op) for service, op, _ in calls}
         expected = {
@@ -269,7 +271,7 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
 def test_the_evaluator_denies_what_a_policy_lacks(stack):
     """The checks above can fail: drop one grant and the same calls are denied."""
     env = {**TEST_ENV, "OTP_STREAM_ARN": stack.stream_arn}
-    policy = admin.role_policies(env, "simple-otp", "test")["send_code"]
+    policy = role_policies(env, "simple-otp", "test")["send_code"]
     place = Place.of(stack.stream_arn)
     send = iam_requests(place, "ses", "SendRawEmail", {"Source": TEST_ENV["OTP_SENDER"]}, {})
     assert not denied(policy, send)
@@ -279,7 +281,7 @@ def test_the_evaluator_denies_what_a_policy_lacks(stack):
     assert denied(policy, other_table)
     without_ses = {"Statement": [s for s in policy["Statement"] if s["Sid"] != "SendAsSender"]}
     assert denied(without_ses, send)
-    api = admin.role_policies(env, "simple-otp", "test")["api_handler"]
+    api = role_policies(env, "simple-otp", "test")["api_handler"]
     assert denied(api, send), "the routes' role must not send email"
 
 
@@ -370,8 +372,8 @@ ROLE_ENTRY_POINTS = {
 
 
 def _deploy_policies() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    env = admin.stage_environment(DEPLOY_STAGE)
-    files = admin.policy_files(DEPLOY_STAGE)
+    env = stage_environment(DEPLOY_STAGE)
+    files = policy_files(DEPLOY_STAGE)
     config = json.loads(CONFIG.read_text())["stages"][DEPLOY_STAGE]
     by_file = {path.name: json.loads(path.read_text()) for path in files}
     default = config["iam_policy_file"]
@@ -379,7 +381,7 @@ def _deploy_policies() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         function: by_file[
             config.get("lambda_functions", {}).get(function, {}).get("iam_policy_file", default)
         ]
-        for function in admin.FUNCTIONS
+        for function in FUNCTIONS
     }
     return env, roles
 
@@ -445,10 +447,10 @@ def test_clients_are_only_made_in_aws_py():
 
 def test_committed_policies_match_the_config():
     """The files chalice deploys are what the generator makes from config.json."""
-    files = admin.policy_files(DEPLOY_STAGE)
+    files = policy_files(DEPLOY_STAGE)
     for path in files:
         document = json.loads(path.read_text())
-        sender = admin.sender_address(admin.stage_environment(DEPLOY_STAGE)["OTP_SENDER"])
+        sender = sender_address(stage_environment(DEPLOY_STAGE)["OTP_SENDER"])
         identities = [
             r.rpartition("identity/")[2]
             for s in document["Statement"]
@@ -456,16 +458,16 @@ def test_committed_policies_match_the_config():
             if ":ses:" in r
         ]
         recipients = [i for i in identities if i not in (sender, sender.rpartition("@")[2])]
-        expected = admin.policy_files(DEPLOY_STAGE, sandbox_recipients=recipients)[path]
-        assert document == expected, f"{path.name} is stale: python -m chalicelib.admin policy --stage dev"
+        expected = policy_files(DEPLOY_STAGE, sandbox_recipients=recipients)[path]
+        assert document == expected, f"{path.name} is stale: simple-otp policy --stage dev"
 
 
 def test_committed_policies_name_only_this_stages_resources():
     env, roles = _deploy_policies()
     table, parameter = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"].lstrip("/")
-    sender = admin.sender_address(env["OTP_SENDER"])
+    sender = sender_address(env["OTP_SENDER"])
     for role, policy in roles.items():
-        function = admin.function_name("simple-otp", DEPLOY_STAGE, role)
+        function = function_name("simple-otp", DEPLOY_STAGE, role)
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
             for action in _listed(statement["Action"]):

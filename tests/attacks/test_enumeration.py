@@ -18,10 +18,11 @@ def _answer(response) -> tuple[int, bytes, dict[str, str]]:
 
 
 def test_unknown_email_and_wrong_password_are_indistinguishable(stack, attack_log):
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import add_user, set_disabled
 
-    admin.add_user(settings.load(), "disabled@example.com", "disabled-password")
-    admin.set_disabled(settings.load(), "disabled@example.com", True)
+    add_user(settings.load(), "disabled@example.com", "disabled-password")
+    set_disabled(settings.load(), "disabled@example.com", True)
     kinds = {
         "unknown email": ("nobody@example.com", "some-password"),
         "wrong password": (DEMO_EMAIL, "some-password"),

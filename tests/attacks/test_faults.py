@@ -36,11 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _users(count: int) -> list[str]:
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import add_user
 
     users = [f"user{i}@example.com" for i in range(count)]
     for user in users:
-        admin.add_user(settings.load(), user, DEMO_PASSWORD)
+        add_user(settings.load(), user, DEMO_PASSWORD)
     return users
 
 

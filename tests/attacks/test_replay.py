@@ -66,10 +66,11 @@ def test_code_after_expiry_is_refused(stack, clock, attack_log):
 
 
 def test_session_of_another_email_is_refused(stack, clock, attack_log):
-    from chalicelib import admin, settings
+    from chalicelib import settings
+    from ops.users import add_user
 
     cfg = stack.app_module.SETTINGS
-    admin.add_user(settings.load(), "victim@example.com", "victim-password")
+    add_user(settings.load(), "victim@example.com", "victim-password")
     victim = stack.sign_in("victim@example.com", "victim-password").data["session_id"]
     victim_code = stack.latest_code("victim@example.com")
     mine = stack.sign_in().data["session_id"]

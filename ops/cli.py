@@ -1,0 +1,171 @@
+"""Operator commands: users and provisioning.
+
+    simple-otp add-user EMAIL                         # password from stdin or prompt
+    simple-otp disable-user EMAIL
+    simple-otp enable-user EMAIL
+    simple-otp provision                              # table+stream+TTL, code key, sender
+    simple-otp --stage dev provision --write-config   # ...and config + policies
+    simple-otp --stage dev policy [--check]           # IAM policy files
+    simple-otp --stage dev deprovision --yes          # delete what provision made
+
+``--stage NAME`` (default ``local``) reads that stage's environment variables
+from ``.chalice/config.json``; variables already set in the environment win.
+Provisioning runs with the operator's AWS credentials, never the Lambda roles'.
+``python -m ops`` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from chalicelib.errors import error_code
+from ops import OpsError, policies, provision, stage, users
+
+PROG = "simple-otp"
+
+
+def _provision_command(args: argparse.Namespace, out: TextIO) -> int:
+    env: Mapping[str, str] = os.environ
+    missing = [n for n in ("OTP_TABLE_NAME", "OTP_KEY_PARAMETER", "OTP_SENDER") if not env.get(n)]
+    if missing:
+        raise OpsError(f"{missing[0]} is not set for stage {args.stage}")
+    result = provision.provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+    print(f"table {result['table']} ready (stream NEW_IMAGE, TTL on expires_at)", file=out)
+    print(f"code key {env['OTP_KEY_PARAMETER']} {'created' if result['key_created'] else 'kept'}", file=out)
+    print(f"sender {result['sender']}: {result['sender_status']}", file=out)
+    if result["sender_status"] != "verified":
+        print("  open the link SES mailed to that address, then run provision again", file=out)
+    print(f"OTP_STREAM_ARN={result['stream_arn']}", file=out)
+    config_name = stage.config_file().name
+    if args.write_config:
+        if stage.set_stream_arn(args.stage, result["stream_arn"]):
+            print(f"{config_name}: OTP_STREAM_ARN of stage {args.stage} updated", file=out)
+        config = stage.read_config()
+        if not config["stages"][args.stage].get("autogen_policy", config.get("autogen_policy", True)):
+            for path in policies.write_policies(args.stage):
+                print(f"{path.name} written", file=out)
+    else:
+        configured = stage.stage_environment(args.stage)
+        emulated = "AWS_ENDPOINT_URL" in configured  # the local stage: its stack passes the ARN itself
+        if not emulated and configured.get("OTP_STREAM_ARN") != result["stream_arn"]:
+            print(
+                f"note: {config_name} has another OTP_STREAM_ARN; use --write-config to update it", file=out
+            )
+    return 0
+
+
+def _policy_command(args: argparse.Namespace, out: TextIO) -> int:
+    changed = policies.write_policies(args.stage, sandbox_recipients=args.sandbox_recipient, check=args.check)
+    names = ", ".join(path.name for path in changed)
+    if args.check:
+        if changed:
+            raise OpsError(f"{names} out of date: run {PROG} policy --stage {args.stage}")
+        print(f"policies of stage {args.stage} are up to date", file=out)
+    else:
+        print(f"written: {names}" if changed else f"policies of stage {args.stage} unchanged", file=out)
+    return 0
+
+
+def _deprovision_command(args: argparse.Namespace, out: TextIO) -> int:
+    env: Mapping[str, str] = os.environ
+    table, parameter, sender = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"]
+    if not args.yes:
+        raise OpsError(
+            f"this deletes table {table} with every user, code key {parameter} and sender "
+            f"{provision.sender_address(sender)}; add --yes to go ahead"
+        )
+    removed = provision.deprovision(table, parameter, sender, keep_sender=args.keep_sender)
+    for what in removed:
+        print(f"deleted {what}", file=out)
+    if not removed:
+        print("nothing to delete", file=out)
+    return 0
+
+
+def _user_command(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    cfg = stage.load_settings()
+    if args.command == "add-user":
+        email = users.add_user(cfg, args.email, users.read_password(stdin))
+        print(f"user {email} added", file=out)
+    else:
+        disabled = args.command == "disable-user"
+        email = users.set_disabled(cfg, args.email, disabled)
+        print(f"user {email} {'disabled' if disabled else 'enabled'}", file=out)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``--stage`` is accepted before or after the command name."""
+    main_parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    main_parser.add_argument(
+        "--stage", default="local", help="stage in .chalice/config.json (default: local)"
+    )
+    stage_option = argparse.ArgumentParser(add_help=False)
+    stage_option.add_argument("--stage", default=argparse.SUPPRESS, help="stage (default: local)")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    for name, what in (
+        ("add-user", "add a user, or replace one (password from stdin, or prompted twice)"),
+        ("disable-user", "refuse the user's sign-ins from now on"),
+        ("enable-user", "allow the user's sign-ins again"),
+    ):
+        commands.add_parser(name, parents=[stage_option], help=what).add_argument("email")
+    provision_parser = commands.add_parser(
+        "provision",
+        parents=[stage_option],
+        help="create table, stream, TTL, code key and sender identity (idempotent)",
+    )
+    provision_parser.add_argument(
+        "--write-config",
+        action="store_true",
+        help="store the stream ARN in the stage's config and rewrite its IAM policy files",
+    )
+    policy_parser = commands.add_parser(
+        "policy", parents=[stage_option], help="write the stage's least-privilege IAM policy files"
+    )
+    policy_parser.add_argument("--check", action="store_true", help="fail if a file is out of date")
+    policy_parser.add_argument(
+        "--sandbox-recipient",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="while SES is in the sandbox: a verified recipient to allow (repeatable)",
+    )
+    deprovision_parser = commands.add_parser(
+        "deprovision",
+        parents=[stage_option],
+        help="delete the table (users too), code key and sender identity",
+    )
+    deprovision_parser.add_argument("--yes", action="store_true", help="really delete")
+    deprovision_parser.add_argument("--keep-sender", action="store_true", help="keep the SES identity")
+    return main_parser
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Run one command; the exit code: 0 done, 2 a problem the operator can fix, 1 an AWS failure.
+
+    ``argv`` defaults to ``sys.argv[1:]``, ``stdin`` and ``out`` to the
+    process's own, so ``sys.exit(main())`` is the console script.
+    """
+    args = parser().parse_args(argv)
+    stdin = sys.stdin if stdin is None else stdin
+    out = sys.stdout if out is None else out
+    try:
+        stage.apply_stage(args.stage)
+        if args.command == "provision":
+            return _provision_command(args, out)
+        if args.command == "policy":
+            return _policy_command(args, out)
+        if args.command == "deprovision":
+            return _deprovision_command(args, out)
+        return _user_command(args, stdin, out)
+    except OpsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+        what = f"{type(error).__name__} {error_code(error)}".rstrip()
+        print(f"error: {what} (is the AWS endpoint reachable?)", file=sys.stderr)
+        return 1

@@ -1,0 +1,54 @@
+"""User accounts from the command line: add (or set a password), disable, enable.
+
+The account rules live in chalicelib.accounts; this layer checks the
+operator's input the way the API checks a request and turns what went wrong
+into one line.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import TextIO
+
+from chalicelib import accounts, inputs, settings
+from chalicelib.errors import InvalidRequest
+from ops import OpsError
+
+
+def read_password(stdin: TextIO) -> str:
+    """From stdin when it is not a terminal (one line), else prompted twice."""
+    if not stdin.isatty():
+        value = stdin.readline().rstrip("\r\n")
+    else:
+        value = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != value:
+            raise OpsError("the passwords differ")
+    try:
+        return inputs.password({"password": value})
+    except InvalidRequest as error:
+        raise OpsError(error.message) from None
+
+
+def address(raw: str) -> str:
+    """The email as the API would take it (normalised), or :class:`OpsError`."""
+    try:
+        return inputs.email({"email": raw})
+    except InvalidRequest as error:
+        raise OpsError(error.message) from None
+
+
+def add_user(cfg: settings.Settings, email: str, password: str) -> str:
+    """Create the user, or replace it: enabled, with this password. Returns the address."""
+    email = address(email)
+    accounts.set_password(cfg, email, password)
+    return email
+
+
+def set_disabled(cfg: settings.Settings, email: str, disabled: bool) -> str:
+    """Disable or enable the user; returns the address."""
+    email = address(email)
+    try:
+        accounts.set_disabled(cfg, email, disabled)
+    except accounts.NoSuchAccount:
+        raise OpsError(f"no user {email}") from None
+    return email
