@@ -20,7 +20,7 @@ from chalicelib.errors import (
     OtpError,
     RateLimited,
     ServiceUnavailable,
-    SessionExpired,
+    SessionClosed,
     aws_unavailable,
 )
 
@@ -37,7 +37,7 @@ STATUS: dict[type[OtpError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidCode: 401,
-    SessionExpired: 410,
+    SessionClosed: 410,
     RateLimited: 429,
     ServiceUnavailable: 503,
 }

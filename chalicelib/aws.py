@@ -14,7 +14,13 @@ from typing import Any
 _lock = threading.Lock()
 
 
-def _config() -> Any:
+# SES gets one attempt per call: botocore would resend a mail whose answer
+# was lost (a read timeout), and a retried batch would send it again. The
+# mailer retries throttling itself, the only answer that surely sent nothing.
+ATTEMPTS = {"ses": 1}
+
+
+def _config(service: str) -> Any:
     from botocore.config import Config
 
     # Three attempts in all (botocore's "max_attempts" counts retries, not
@@ -22,7 +28,7 @@ def _config() -> Any:
     # a request's three calls at most (resend with a cold key) wait out 9 s
     # and still answer 503 inside the 10 s Lambda timeout.
     return Config(
-        retries={"mode": "standard", "total_max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS.get(service, 3)},
         connect_timeout=2,
         read_timeout=5,
     )
@@ -32,7 +38,7 @@ def _config() -> Any:
 def _client(service: str) -> Any:
     import boto3
 
-    return boto3.session.Session().client(service, config=_config())
+    return boto3.session.Session().client(service, config=_config(service))
 
 
 def client(service: str) -> Any:

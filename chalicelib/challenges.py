@@ -2,101 +2,117 @@
 
 Each function takes validated settings and a parsed request body and either
 returns the JSON response body or raises an :mod:`chalicelib.errors`
-exception. Round trips: start = 2 (one batch read of the user and the failed sign-in
-counters, then one transaction: the send, or the failure count), resend = 2
-(read session, one transaction), verify = 1 (one conditional update), plus
-one SSM read per container for the code key.
+exception.
+
+Round trips (DynamoDB): start = 3 when the password is right (read the
+user, take a password-check slot, then one transaction: the session, its
+first challenge, the send limits, the session's place on the account and
+the slot given back), 2 when it is wrong or the failed sign-in cap is
+reached (refused before the hash), 4 when the password is right but a send
+limit refuses (the slot is given back in a write of its own); resend = 2 (read the session, one
+transaction); verify = 1 (one conditional update; 2 for a session made
+just before a key rotation). Plus one SSM read per key version and
+container, and one every few minutes to learn the current version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from typing import Any
+from typing import Any, Literal
 
 from chalicelib import codes, credentials, inputs, keys, store
+from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
     InvalidCredentials,
     RateLimited,
     ServiceUnavailable,
-    SessionExpired,
+    SessionClosed,
 )
 from chalicelib.mail import mask
 from chalicelib.settings import Settings
 
 log = logging.getLogger("simple-otp")
 
-# The clock, in one place, so tests can move time instead of sleeping.
-clock = time.time
-
 _RESEND_CONFLICT_RETRIES = 3
 
-
-def now() -> int:
-    return int(clock())
-
-
-def _ip_ident(source_ip: str | None) -> str:
-    """Counters are keyed by a hash of the address, not the address itself."""
-    return hashlib.sha256((source_ip or "unknown").encode("utf-8")).hexdigest()[:32]
-
-
-def _windows(cfg: Settings, email: str, source_ip: str | None) -> list[store.Window]:
-    return [
-        store.Window("email", email, cfg.sends_per_email_per_hour),
-        store.Window("ip", _ip_ident(source_ip), cfg.sends_per_ip_per_hour),
-    ]
-
-
+# What each 429 says happened.
 _LIMIT_TEXT = {
-    "email": "hourly limit for this address",
-    "ip": "hourly limit for your network",
-    "fail-email": "too many failed sign-ins for this address",
-    "fail-ip": "too many failed sign-ins from your network",
+    "email": "Too many codes were sent to this address in the last hour.",
+    "ip": "Too many codes were requested from your network in the last hour.",
+    "fail-email": "Too many failed sign-ins for this address in the last hour.",
+    "fail-ip": "Too many failed sign-ins from your network in the last hour.",
 }
+_COOLDOWN_TEXT = "A code was sent moments ago: wait a little before asking for another."
 
 
-def _failure_windows(cfg: Settings, email: str, source_ip: str | None) -> list[store.Window]:
-    return [
-        store.Window("fail-email", email, cfg.failed_sign_ins_per_email_per_hour),
-        store.Window("fail-ip", _ip_ident(source_ip), cfg.failed_sign_ins_per_ip_per_hour),
-    ]
+def _network_ident(source_ip: str | None) -> str:
+    """Counters are keyed by a hash of the client's network, not the address itself."""
+    return hashlib.sha256(inputs.network(source_ip).encode("utf-8")).hexdigest()[:32]
 
 
-def _rate_limited(cfg: Settings, failed: dict[str, Any], at: int, windows: list[store.Window]) -> RateLimited:
-    """Turn the failed conditions of ``windows`` (and the cooldown) into one 429
-    with the longest wait."""
+def windows(
+    cfg: Settings, purpose: Literal["sends", "failures"], email: str, source_ip: str | None
+) -> tuple[store.Window, ...]:
+    """The hourly limits an event of ``purpose`` counts in: one for the address, one for the network."""
+    if purpose == "sends":
+        prefix, per_email, per_ip = "", cfg.sends_per_email_per_hour, cfg.sends_per_ip_per_hour
+    else:
+        prefix = "fail-"
+        per_email, per_ip = cfg.failed_sign_ins_per_email_per_hour, cfg.failed_sign_ins_per_ip_per_hour
+    return (
+        store.Window(f"{prefix}email", email, per_email),
+        store.Window(f"{prefix}ip", _network_ident(source_ip), per_ip),
+    )
+
+
+def _rate_limited(cancelled: store.Cancelled, at: int) -> RateLimited:
+    """One 429 for everything that refused the request, with the longest wait."""
     hour = at // 3600
     waits: list[tuple[int, str]] = []
-    limits = {window.scope: window.limit for window in windows}
-    for role, item in failed.items():
-        if role == "cooldown":
-            until = int((item or {}).get("until", at + cfg.resend_cooldown_seconds))
-            waits.append((until - at, "please wait before asking for another code"))
-        elif role.endswith("_window"):
-            scope = role.removesuffix("_window")
-            own = int((item or {}).get("own", 0))
-            # This hour's own events are carried into the next hour's bucket.
-            free_at = (hour + 2) * 3600 if own >= limits[scope] else (hour + 1) * 3600
-            waits.append((free_at - at, _LIMIT_TEXT[scope]))
+    if cancelled.cooldown_until is not None:
+        waits.append((cancelled.cooldown_until - at, _COOLDOWN_TEXT))
+    for window, item in cancelled.windows:
+        own = int((item or {}).get("own", 0))
+        # This hour's own events are carried into the next hour's bucket.
+        free_at = (hour + 2) * 3600 if own >= window.limit else (hour + 1) * 3600
+        waits.append((free_at - at, _LIMIT_TEXT[window.scope]))
     wait, what = max(waits)
     return RateLimited(wait, what)
 
 
-def _send_record(
-    email: str, session_hash: str, send_no: int, nonce: bytes, expires_at: int, ttl: int
-) -> dict[str, Any]:
-    return {
-        "pk": store.challenge_key(session_hash, send_no),
-        "session": session_hash,
-        "email": email,
-        "nonce": nonce,
-        "send_no": send_no,
-        "expires_at": expires_at,
-        "valid_seconds": ttl,
-    }
+def _new_send(
+    cfg: Settings, email: str, digest: str, send_no: int, at: int, ends_at: int, source_ip: str | None
+) -> store.Send:
+    """A fresh nonce under the current key, valid for the TTL but never past the session's end."""
+    version, key = keys.current_key(cfg.key_parameter)
+    nonce = codes.new_nonce()
+    expires_at = min(at + cfg.ttl_seconds, ends_at)
+    return store.Send(
+        email=email,
+        session_hash=digest,
+        send_no=send_no,
+        nonce=nonce,
+        key_version=version,
+        code_tag=codes.guess_tag(key, digest, codes.derive_code(key, nonce, cfg.code_length)),
+        expires_at=expires_at,
+        valid_seconds=expires_at - at,
+        windows=windows(cfg, "sends", email, source_ip),
+        hour=at // 3600,
+        now=at,
+        cooldown_until=at + cfg.resend_cooldown_seconds,
+    )
+
+
+def _account(email: str, user: dict[str, Any], at: int) -> store.Account:
+    sessions = user.get("sessions")
+    return store.Account(
+        email=email,
+        version=user.get("version"),
+        has_sessions=isinstance(sessions, dict),
+        expired_sessions=tuple(h for h, end in (sessions or {}).items() if int(end) <= at),
+    )
 
 
 def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
@@ -105,80 +121,60 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     password = inputs.password(body)
     at = now()
     hour = at // 3600
-    failures = _failure_windows(cfg, email, source_ip)
-    user, counters = store.read_sign_in(
-        cfg.table_name, email, [store.limit_key(w.scope, w.ident, hour) for w in failures]
-    )
-    full = {
-        f"{window.scope}_window": item
-        for window, item in zip(failures, counters, strict=True)
-        if item and int(item.get("n", 0)) >= window.limit
-    }
-    if full:  # checked before the hash: a blocked guesser costs no argon2 work
-        log.info("sign-in limited: email=%s limits=%s", mask(email), ",".join(full))
-        raise _rate_limited(cfg, full, at, failures)
-    if not credentials.check(user, password):
-        store.count_events(cfg.table_name, failures, hour)
+    failures = windows(cfg, "failures", email, source_ip)
+    user = store.get_user(cfg.table_name, email)
+    try:  # a slot before the hash: parallel guessers cannot all pass a read
+        store.take_slots(cfg.table_name, failures, hour)
+    except store.Cancelled as cancelled:
+        log.info("sign-in limited: email=%s limits=%s", mask(email), cancelled)
+        raise _rate_limited(cancelled, at) from None
+    if not credentials.check(user, password) or user is None:
         log.info("sign-in refused: email=%s", mask(email))
-        raise InvalidCredentials()
+        raise InvalidCredentials()  # the slot stays taken: this was a failed sign-in
     session_id = codes.new_session_id()
     digest = codes.session_hash(session_id)
-    nonce = codes.new_nonce()
-    expires_at = at + cfg.ttl_seconds
-    session = {
-        "pk": store.session_key(digest),
-        "email": email,
-        "nonce": nonce,
-        "send_no": 1,
-        "attempts": 0,
-        "expires_at": expires_at,
-        "created_at": at,
-    }
-    challenge = _send_record(email, digest, 1, nonce, expires_at, cfg.ttl_seconds)
-    sends = _windows(cfg, email, source_ip)
+    ends_at = at + cfg.session_max_seconds
+    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip)
     try:
         store.create_session(
-            cfg.table_name,
-            session,
-            challenge,
-            sends,
-            hour=hour,
-            now=at,
-            cooldown_until=at + cfg.resend_cooldown_seconds,
+            cfg.table_name, send, _account(email, user, at), ends_at, at, refund=failures, refund_hour=hour
         )
     except store.Cancelled as cancelled:
-        if {"session", "challenge"} & cancelled.failed.keys():
+        if "account" in cancelled.conflicts:  # disabled or given a new password meanwhile
+            log.info("sign-in refused, account changed: email=%s", mask(email))
+            raise InvalidCredentials() from None
+        if cancelled.conflicts:
             raise ServiceUnavailable() from None  # a 256-bit id collided: not a user error
-        log.info("send limited: email=%s limits=%s", mask(email), ",".join(cancelled.failed))
-        raise _rate_limited(cfg, cancelled.failed, at, sends) from None
+        log.info("send limited: email=%s limits=%s", mask(email), cancelled)
+        store.give_back(cfg.table_name, failures, hour)  # the password was right: not a failure
+        raise _rate_limited(cancelled, at) from None
     log.info("session started: session=%s email=%s", codes.session_tag(session_id), mask(email))
     return {
         "session_id": session_id,
-        "expires_in": cfg.ttl_seconds,
+        "expires_in": send.valid_seconds,
         "resend_in": cfg.resend_cooldown_seconds,
     }
 
 
-def _right_code(cfg: Settings, key: bytes, session: dict[str, Any]) -> str:
-    return codes.derive_code(key, session["nonce"], cfg.code_length)
+def _ends_at(cfg: Settings, session: dict[str, Any]) -> int:
+    return int(session.get("ends_at") or int(session.get("created_at", 0)) + cfg.session_max_seconds)
 
 
-def _was_used(cfg: Settings, key: bytes, digest: str, session: dict[str, Any]) -> bool:
-    tag = codes.guess_tag(key, digest, _right_code(cfg, key, session))
-    return tag in session.get("tags", set())
+def _is_used(session: dict[str, Any]) -> bool:
+    """Used: the last guess was the right code. Needs no key."""
+    last, right = session.get("last_tag"), session.get("code_tag")
+    return bool(last and right and codes.codes_equal(right, last))
 
 
-def _closed_reason(
-    cfg: Settings, key: bytes, digest: str, session: dict[str, Any] | None, at: int
-) -> str | None:
+def _closed_reason(cfg: Settings, session: dict[str, Any] | None, at: int) -> str | None:
     """Why a session can take no more codes, or None while it is open."""
     if session is None:
         return "expired"
-    if _was_used(cfg, key, digest, session):
+    if _is_used(session):
         return "used"
     if int(session.get("attempts", 0)) >= cfg.max_attempts:
         return "too_many_attempts"
-    if int(session["expires_at"]) <= at:
+    if int(session["expires_at"]) <= at or _ends_at(cfg, session) <= at:
         return "expired"
     return None
 
@@ -187,39 +183,25 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
     """POST /otp/resend: a new code for an open session; the old one stops working."""
     session_id = inputs.session_id(body)
     digest = codes.session_hash(session_id)
-    key = keys.code_key(cfg.key_parameter)
+    label = codes.session_tag(session_id)
     for _ in range(_RESEND_CONFLICT_RETRIES):
         at = now()
         session = store.get_session(cfg.table_name, digest)
-        reason = _closed_reason(cfg, key, digest, session, at)
+        reason = _closed_reason(cfg, session, at)
         if reason or session is None:
-            raise SessionExpired(reason or "expired")
+            log.info("resend refused: session=%s reason=%s", label, reason)
+            raise SessionClosed(reason or "expired")
         send_no = int(session["send_no"]) + 1
-        expires_at = at + cfg.ttl_seconds
-        challenge = _send_record(
-            session["email"], digest, send_no, codes.new_nonce(), expires_at, cfg.ttl_seconds
-        )
-        sends = _windows(cfg, session["email"], source_ip)
+        send = _new_send(cfg, session["email"], digest, send_no, at, _ends_at(cfg, session), source_ip)
         try:
-            store.renew_session(
-                cfg.table_name,
-                session,
-                challenge,
-                sends,
-                hour=at // 3600,
-                now=at,
-                cooldown_until=at + cfg.resend_cooldown_seconds,
-            )
+            store.renew_session(cfg.table_name, session, send)
         except store.Cancelled as cancelled:
-            limits = {k: v for k, v in cancelled.failed.items() if k not in ("session", "challenge")}
-            if limits:
-                log.info(
-                    "resend limited: session=%s limits=%s", codes.session_tag(session_id), ",".join(limits)
-                )
-                raise _rate_limited(cfg, limits, at, sends) from None
+            if cancelled.windows or cancelled.cooldown_until is not None:
+                log.info("resend limited: session=%s limits=%s", label, cancelled)
+                raise _rate_limited(cancelled, at) from None
             continue  # the session changed under us: read it again
-        log.info("code resent: session=%s send=%d", codes.session_tag(session_id), send_no)
-        return {"expires_in": cfg.ttl_seconds, "resend_in": cfg.resend_cooldown_seconds}
+        log.info("code resent: session=%s send=%d", label, send_no)
+        return {"expires_in": send.valid_seconds, "resend_in": cfg.resend_cooldown_seconds}
     raise ServiceUnavailable()
 
 
@@ -228,21 +210,24 @@ def verify(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
     session_id = inputs.session_id(body)
     submitted = inputs.code(body, cfg.code_length)
     digest = codes.session_hash(session_id)
-    key = keys.code_key(cfg.key_parameter)
+    label = codes.session_tag(session_id)
+    version, key = keys.current_key(cfg.key_parameter)
     at = now()
     tag = codes.guess_tag(key, digest, submitted)
-    counted, before = store.record_guess(cfg.table_name, digest, tag, at, cfg.max_attempts)
-    label = codes.session_tag(session_id)
-    if before is None:
-        raise SessionExpired("expired")
-    if _was_used(cfg, key, digest, before):
-        log.info("verify refused: session=%s reason=used", label)
-        raise SessionExpired("used")
-    if not counted:
-        reason = _closed_reason(cfg, key, digest, before, at) or "expired"
+    counted, before = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts)
+    made_with = before.get("key_version") if before else None
+    if not counted and made_with is not None and made_with != version and not _closed_reason(cfg, before, at):
+        # Made with another version of the key (a rotation): the code is that version's.
+        key = keys.key_at(cfg.key_parameter, int(made_with))
+        tag = codes.guess_tag(key, digest, submitted)
+        counted, before = store.record_guess(
+            cfg.table_name, digest, tag, int(made_with), at, cfg.max_attempts
+        )
+    if not counted or before is None:
+        reason = _closed_reason(cfg, before, at) or "expired"
         log.info("verify refused: session=%s reason=%s", label, reason)
-        raise SessionExpired(reason)
-    if codes.codes_equal(_right_code(cfg, key, before), submitted):
+        raise SessionClosed(reason)
+    if codes.codes_equal(str(before.get("code_tag", "")), tag):
         log.info("verified: session=%s", label)
         return {"verified": True, "email": before["email"]}
     remaining = cfg.max_attempts - (int(before.get("attempts", 0)) + 1)

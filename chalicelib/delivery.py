@@ -1,11 +1,24 @@
-"""The stream side: mail the code of every new challenge, once.
+"""The stream side: mail the code of every new challenge, at most once.
 
 The table's stream carries every write (sessions, counters, updates,
 TTL deletions); only INSERTs of challenge items are mailed. Each one is
-claimed with a conditional write before SES is called, so a record the
-stream delivers twice is mailed once. A failed send is un-claimed, and the
-batch raises at the end so that Lambda delivers it again: the claims make
-the records already sent no-ops, and the failed one is tried again.
+claimed before SES is called, with a transaction that also checks that its
+code can still work (the session is on this send, not used, not locked, not
+expired), so a record the stream delivers twice is mailed once and a
+superseded code is never mailed.
+
+What happens after a failed send depends on what SES's answer says:
+
+* surely not sent (throttling that outlasted a few tries, SES's own 5xx, no
+  connection at all): the claim is released and the batch raises at the
+  end, so Lambda delivers it again; the claims make the records already
+  sent no-ops;
+* refused for good (``MessageRejected``, an unverified sender, ...): logged,
+  kept claimed, not retried: a record that can never be sent must not hold
+  up the shard and everybody else's codes behind it;
+* unknown (the answer was lost: a read timeout, a dropped connection): SES
+  may have sent it, so the claim stays and nothing is sent again; the
+  person can ask for another code.
 """
 
 from __future__ import annotations
@@ -15,14 +28,32 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chalicelib import codes, keys, mail, store
-from chalicelib.challenges import now
+from chalicelib.clock import now
+from chalicelib.errors import OtpError, error_code
 from chalicelib.settings import Settings
 
 log = logging.getLogger("simple-otp")
 
+RETRY, FINAL, UNKNOWN = "retry", "final", "unknown"
+
+# Transport errors that happen before a byte of the request left: nothing was sent.
+_NOT_CONNECTED = {"ConnectTimeoutError", "EndpointConnectionError", "ProxyConnectionError"}
+
 
 class DeliveryFailed(RuntimeError):
     """Some records of a batch were not sent; raising makes Lambda retry it."""
+
+
+def outcome(error: Exception) -> str:
+    """What a failed send means: RETRY (surely not sent), FINAL (never will be) or UNKNOWN."""
+    code = error_code(error)
+    if code:
+        return RETRY if code in mail.TRANSIENT else FINAL
+    if type(error).__name__ in _NOT_CONNECTED:
+        return RETRY
+    if type(error).__module__.startswith(("botocore", "urllib3")):
+        return UNKNOWN  # the request may have reached SES: a lost answer
+    return RETRY  # our own failure before the call (no key, say): nothing was sent
 
 
 def _challenges(records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
@@ -38,34 +69,53 @@ def _challenges(records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list
     return out
 
 
+def _key(cfg: Settings, item: Mapping[str, Any]) -> bytes:
+    version = item.get("key_version")
+    if version is None:  # a challenge from before key versions were recorded
+        return keys.current_key(cfg.key_parameter)[1]
+    return keys.key_at(cfg.key_parameter, int(version))
+
+
+def _mail_one(cfg: Settings, item: dict[str, Any]) -> str:
+    """Mail one challenge; returns "sent", "skipped" or the outcome of its failure."""
+    label = f"session={item['session'][:12]} send={item['send_no']}"
+    to = mail.mask(item["email"])
+    at = now()
+    if int(item["expires_at"]) <= at:
+        log.warning("not mailed, already expired: %s", label)
+        return "skipped"
+    try:
+        key = _key(cfg, item)  # before the claim: without a key nothing is claimed
+    except OtpError:
+        return RETRY
+    claim = store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
+    if not claim.claimed:
+        log.info("not mailed, %s: %s", claim.reason, label)
+        return "skipped"
+    try:
+        code = codes.derive_code(key, item["nonce"], cfg.code_length)
+        message = mail.render(cfg.sender, item["email"], code, int(item["valid_seconds"]))
+        mail.send(cfg.sender, item["email"], message)
+    except Exception as error:  # noqa: BLE001 - every failure is sorted below
+        result = outcome(error)
+        reason = error_code(error) or type(error).__name__
+        if result == RETRY:
+            log.error("mail failed, will retry: %s to=%s reason=%s", label, to, reason)
+            store.release_challenge(cfg.table_name, item["pk"], at)
+        elif result == FINAL:
+            log.error("mail refused for good, not retried: %s to=%s reason=%s", label, to, reason)
+        else:
+            log.error("mail outcome unknown, not resent: %s to=%s reason=%s", label, to, reason)
+        return result
+    log.info("mailed: %s to=%s", label, to)
+    return "sent"
+
+
 def deliver(cfg: Settings, records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> int:
     """Mail each new challenge in ``records`` (event name, NewImage); return how many were sent."""
     pending = _challenges(records)
-    if not pending:
-        return 0
-    key = keys.code_key(cfg.key_parameter)  # raises before anything is claimed
-    sent = failed = 0
-    for item in pending:
-        label = f"session={item['session'][:12]} send={item['send_no']}"
-        at = now()
-        if int(item["expires_at"]) <= at:
-            log.warning("not mailed, already expired: %s", label)
-            continue
-        if not store.claim_challenge(cfg.table_name, item["pk"], at):
-            log.info("already mailed: %s", label)
-            continue
-        try:
-            code = codes.derive_code(key, item["nonce"], cfg.code_length)
-            message = mail.render(cfg.sender, item["email"], code, int(item["valid_seconds"]))
-            mail.send(cfg.sender, item["email"], message)
-        except Exception as error:  # noqa: BLE001 - any failure: un-claim, retry later
-            failed += 1
-            reason = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-            log.error("mail failed, will retry: %s to=%s reason=%s", label, mail.mask(item["email"]), reason)
-            store.release_challenge(cfg.table_name, item["pk"], at)
-            continue
-        sent += 1
-        log.info("mailed: %s to=%s", label, mail.mask(item["email"]))
-    if failed:
-        raise DeliveryFailed(f"{failed} of {len(pending)} codes not sent; the batch will be retried")
-    return sent
+    results = [_mail_one(cfg, item) for item in pending]
+    retry = results.count(RETRY)
+    if retry:
+        raise DeliveryFailed(f"{retry} of {len(pending)} codes not sent; the batch will be retried")
+    return results.count("sent")

@@ -37,7 +37,12 @@ class InvalidCode(OtpError):
         super().__init__("That code is not correct.", attempts_remaining=max(attempts_remaining, 0))
 
 
-class SessionExpired(OtpError):
+class SessionClosed(OtpError):
+    """The session takes no more codes: expired, used, or out of attempts.
+
+    The JSON code stays ``session_expired`` (a contract); ``reason`` says which.
+    """
+
     code = "session_expired"
     _TEXT = {
         "expired": "This sign-in has expired. Start again.",
@@ -54,10 +59,9 @@ class RateLimited(OtpError):
     code = "rate_limited"
 
     def __init__(self, retry_after: int, what: str) -> None:
+        """``what`` is a sentence saying which limit was reached."""
         retry_after = max(int(retry_after), 1)
-        super().__init__(
-            f"Too many codes sent ({what}). Try again in {retry_after} s.", retry_after=retry_after
-        )
+        super().__init__(f"{what} Try again in {retry_after} s.", retry_after=retry_after)
         self.retry_after = retry_after
 
 
@@ -83,6 +87,14 @@ _UNAVAILABLE = {
 _BUSY_REASONS = {"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"}
 
 
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code") or "")
+
+
 def aws_unavailable(error: Exception) -> tuple[bool, str]:
     """Whether an AWS error means "busy or unreachable, try again" (503), and its code.
 
@@ -90,8 +102,8 @@ def aws_unavailable(error: Exception) -> tuple[bool, str]:
     failures, and transactions cancelled only by throttling or a conflict.
     Anything else is a bug (500).
     """
-    response = getattr(error, "response", {})
-    code = response.get("Error", {}).get("Code", "")
+    response = getattr(error, "response", None) or {}
+    code = error_code(error)
     if code == "TransactionCanceledException":
         reasons = {r.get("Code") for r in response.get("CancellationReasons") or []} - {None, "None"}
         return bool(reasons & _BUSY_REASONS) and reasons <= _BUSY_REASONS | {"ConditionalCheckFailed"}, code

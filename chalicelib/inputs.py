@@ -21,7 +21,7 @@ MAX_SESSION_ID = 256
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+")  # used with fullmatch: no trailing newline
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -64,6 +64,10 @@ def _string(body: dict[str, Any], name: str) -> str:
         raise InvalidRequest(f"The field '{name}' is required.")
     if not isinstance(value, str):
         raise InvalidRequest(f"The field '{name}' must be a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can spell a lone UTF-16 surrogate ("\ud800"); UTF-8 cannot
+        raise InvalidRequest(f"The field '{name}' is not valid Unicode text.") from None
     return value
 
 
@@ -97,9 +101,29 @@ def password(body: dict[str, Any]) -> str:
 
 def session_id(body: dict[str, Any]) -> str:
     value = _string(body, "session_id")
-    if not value or len(value) > MAX_SESSION_ID or not _SESSION_ID.match(value):
+    if not value or len(value) > MAX_SESSION_ID or not _SESSION_ID.fullmatch(value):
         raise InvalidRequest("The session_id is not valid.")
     return value
+
+
+def network(source_ip: str | None) -> str:
+    """The client's network as limits count it: an IPv4 address, or an IPv6 /64.
+
+    One IPv6 host is usually given a whole /64, so counting single IPv6
+    addresses would let it walk past every per-IP limit. An IPv4 address
+    mapped into IPv6 counts as the IPv4 address.
+    """
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address((source_ip or "").strip())
+    except ValueError:
+        return source_ip or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def code(body: dict[str, Any], length: int) -> str:

@@ -1,4 +1,12 @@
-"""The secret code key, read from SSM Parameter Store once per container."""
+"""The secret code key, read from SSM Parameter Store, by version.
+
+Each session records the version of the key its code was made with, and
+every derivation for that session uses that version: a rotation (a new
+version of the parameter) never changes the code of a session already
+open. The current version is cached for :data:`CURRENT_SECONDS`, so a warm
+container picks a rotation up within minutes; a given version never
+changes, so it is cached for the container's life.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +14,20 @@ import base64
 import binascii
 import logging
 import threading
+import time
 
 from chalicelib import aws
-from chalicelib.errors import ServiceUnavailable
+from chalicelib.errors import ServiceUnavailable, error_code
 
 log = logging.getLogger("simple-otp")
 
 MIN_KEY_BYTES = 32
+CURRENT_SECONDS = 300.0  # how long a container trusts its idea of the current version
 
 _lock = threading.Lock()
-_cache: dict[str, bytes] = {}
+_versions: dict[tuple[str, int], bytes] = {}
+_current: dict[str, tuple[int, float]] = {}  # parameter -> (version, monotonic time read)
+monotonic = time.monotonic  # the cache's own clock (tests move it)
 
 
 def decode_key(text: str) -> bytes:
@@ -29,34 +41,41 @@ def decode_key(text: str) -> bytes:
     return key
 
 
-def code_key(parameter: str) -> bytes:
-    """The key under ``parameter``; fetched on first use, then kept in memory.
+def _fetch(name: str, parameter: str) -> tuple[int, bytes]:
+    """One GetParameter; any failure is logged by name and becomes ServiceUnavailable."""
+    try:
+        found = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        return int(found["Version"]), decode_key(found["Value"])
+    except Exception as error:  # noqa: BLE001 - any failure here means "no key"
+        reason = str(error) if isinstance(error, ValueError) else error_code(error) or type(error).__name__
+        log.error("code key unavailable: parameter=%s reason=%s", parameter, reason)
+        raise ServiceUnavailable() from None
 
-    Any failure (SSM down, missing parameter, bad value) is logged once per
-    attempt, by error name only, and raised as ServiceUnavailable: the
-    request gets a clean 503 and the next request tries again.
-    """
-    key = _cache.get(parameter)
-    if key is not None:
-        return key
+
+def current_key(parameter: str) -> tuple[int, bytes]:
+    """(version, key) of the parameter's current version; what new codes are made with."""
     with _lock:
-        key = _cache.get(parameter)
-        if key is not None:
-            return key
-        try:
-            response = aws.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
-            key = decode_key(response["Parameter"]["Value"])
-        except Exception as error:  # noqa: BLE001 - any failure here means "no key"
-            reason = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
-            if isinstance(error, ValueError):
-                reason = str(error)
-            log.error("code key unavailable: parameter=%s reason=%s", parameter, reason)
-            raise ServiceUnavailable() from None
-        _cache[parameter] = key
+        known = _current.get(parameter)
+        if known is not None and monotonic() - known[1] < CURRENT_SECONDS:
+            return known[0], _versions[(parameter, known[0])]
+        version, key = _fetch(parameter, parameter)
+        _versions[(parameter, version)] = key
+        _current[parameter] = (version, monotonic())
+        return version, key
+
+
+def key_at(parameter: str, version: int) -> bytes:
+    """The key of one version of the parameter (fetched once, then kept)."""
+    with _lock:
+        key = _versions.get((parameter, version))
+        if key is None:
+            _, key = _fetch(f"{parameter}:{version}", parameter)
+            _versions[(parameter, version)] = key
         return key
 
 
 def forget() -> None:
-    """Drop the cached key (tests; a rotated key in a warm container)."""
+    """Drop every cached key (tests)."""
     with _lock:
-        _cache.clear()
+        _versions.clear()
+        _current.clear()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from chalicelib import aws
+from chalicelib.errors import error_code
 
 SUBJECT = "Your sign-in code"
 
@@ -50,11 +52,32 @@ happening, change your password.</p>
     return message
 
 
+# SES's answers that say the message was surely not accepted and may be sent
+# again later: throttling (retried here a few times) and its own 5xx.
+THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
+TRANSIENT = THROTTLED | {"ServiceUnavailable", "InternalFailure", "InternalServerError"}
+SEND_ATTEMPTS = 3
+sleep = time.sleep  # tests replace it
+
+
 def send(sender: str, recipient: str, message: EmailMessage) -> str:
-    """Send through SES to exactly ``recipient``; returns the SES message id."""
-    response = aws.client("ses").send_raw_email(
-        Source=sender,
-        Destinations=[recipient],
-        RawMessage={"Data": message.as_bytes()},
-    )
-    return str(response["MessageId"])
+    """Send through SES to exactly ``recipient``; returns the SES message id.
+
+    One SendRawEmail per attempt (the client itself never retries, see
+    ``aws.ATTEMPTS``); only throttling, which surely sent nothing, is tried
+    again, up to :data:`SEND_ATTEMPTS` times with a short backoff.
+    """
+    from botocore.exceptions import ClientError
+
+    data = message.as_bytes()
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            response = aws.client("ses").send_raw_email(
+                Source=sender, Destinations=[recipient], RawMessage={"Data": data}
+            )
+            return str(response["MessageId"])
+        except ClientError as error:
+            if error_code(error) not in THROTTLED or attempt == SEND_ATTEMPTS:
+                raise
+            sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")

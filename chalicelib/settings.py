@@ -33,6 +33,7 @@ class Settings:
     sends_per_ip_per_hour: int = 50
     failed_sign_ins_per_email_per_hour: int = 20
     failed_sign_ins_per_ip_per_hour: int = 100
+    session_max_seconds: int = 1800
 
 
 # name -> (field, minimum, maximum)
@@ -45,6 +46,7 @@ _INTEGERS: dict[str, tuple[str, int, int]] = {
     "OTP_SENDS_PER_IP_PER_HOUR": ("sends_per_ip_per_hour", 1, 100000),
     "OTP_FAILED_SIGN_INS_PER_EMAIL_PER_HOUR": ("failed_sign_ins_per_email_per_hour", 1, 1000),
     "OTP_FAILED_SIGN_INS_PER_IP_PER_HOUR": ("failed_sign_ins_per_ip_per_hour", 1, 100000),
+    "OTP_SESSION_MAX_SECONDS": ("session_max_seconds", 10, 86400),
 }
 
 _REQUIRED: dict[str, str] = {
@@ -59,7 +61,8 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _STREAM_ARN = re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]+/stream/\S+$")
 _SENDER = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$")
 _PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
-_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.\-]+(:\d{1,5})?)$")
+# https for any host; plain http only for this machine (the local stack).
+_ORIGIN = re.compile(r"(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d{1,5})?")
 
 _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_TABLE_NAME": (_TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
@@ -69,7 +72,11 @@ _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     ),
     "OTP_SENDER": (_SENDER, "an email address such as no-reply@example.com"),
     "OTP_KEY_PARAMETER": (_PARAMETER, "an SSM parameter name such as /simple-otp/dev/code-key"),
-    "OTP_ALLOWED_ORIGIN": (_ORIGIN, "an origin such as https://login.example.com (no path)"),
+    "OTP_ALLOWED_ORIGIN": (
+        _ORIGIN,
+        "one https origin such as https://login.example.com (no path, no *; "
+        "http only for localhost or 127.0.0.1)",
+    ),
 }
 
 
@@ -82,7 +89,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         pattern, expected = _CHECKS[name]
         if not raw:
             raise ConfigError(f"{name} is not set: expected {expected}")
-        if not pattern.match(raw):
+        if not pattern.fullmatch(raw):
             raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}")
         values[field] = raw
     for name, (field, low, high) in _INTEGERS.items():

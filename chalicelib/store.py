@@ -5,19 +5,28 @@ One table, one string hash key ``pk``; each item has a ``kind``:
 =============================  ===========  ====================================
 pk                             kind         holds
 =============================  ===========  ====================================
-``user#<email>``               user         password hash, disabled flag
-``session#<sha256(sid)>``      session      email, current nonce, send number,
-                                            attempts, guess tags, expires_at
-``challenge#<sha256>#<n>``     challenge    one send: email, nonce, expires_at;
-                                            its INSERT is what the mailer acts on
+``user#<email>``               user         password hash, disabled flag, version
+                                            (bumped by every account change), the
+                                            open sessions (hash -> end of life)
+``session#<sha256(sid)>``      session      email, current nonce and key version,
+                                            send number, attempts, tag of the right
+                                            code, tag of the last guess, expires_at
+``challenge#<sha256>#<n>``     challenge    one send: email, nonce, key version,
+                                            expires_at; its INSERT is what the
+                                            mailer acts on
 ``limit#<scope>#<id>#<hour>``  limit        counter of sends (or failed sign-ins)
                                             in one clock hour
 ``cooldown#<email>``           cooldown     earliest time of the next send
 =============================  ===========  ====================================
 
+A session is *used* when its last guess is the right code (``last_tag =
+code_tag``): both are stored, so every condition below can refuse a used
+session without knowing any key.
+
 ``expires_at`` (epoch seconds) is the table's TTL attribute on every item but
-users. Each public function here is exactly one DynamoDB round trip, so the
-number of calls per request can be read off the caller.
+users. Each public function here is exactly one DynamoDB round trip (but
+:func:`close_sessions`, one per 25 sessions), so the number of calls per
+request can be read off the caller.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.errors import ServiceUnavailable
+from chalicelib.errors import ServiceUnavailable, error_code
 
 
 @cache
@@ -44,22 +53,24 @@ def to_ddb(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: serializer.serialize(v) for k, v in values.items()}
 
 
+def _plain(value: Any) -> Any:
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(value, Decimal):
+        return int(value)  # every number stored here is whole
+    if isinstance(value, Binary):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def from_ddb(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A DynamoDB-JSON item as plain Python (numbers as int, binary as bytes)."""
     if not item:
         return None
-    from boto3.dynamodb.types import Binary
-
     _, deserializer = _types()
-    out: dict[str, Any] = {}
-    for key, raw in item.items():
-        value = deserializer.deserialize(raw)
-        if isinstance(value, Decimal):
-            value = int(value)  # every number stored here is whole
-        elif isinstance(value, Binary):
-            value = value.value
-        out[key] = value
-    return out
+    return {key: _plain(deserializer.deserialize(raw)) for key, raw in item.items()}
 
 
 def _ddb() -> Any:
@@ -89,126 +100,182 @@ def cooldown_key(email: str) -> str:
     return f"cooldown#{email}"
 
 
-# ---------------------------------------------------------------- errors
-
-
-class Cancelled(Exception):
-    """A transaction's conditions did not hold.
-
-    ``failed`` maps the role of each write whose condition failed to the item
-    as it was (None when it did not exist).
-    """
-
-    def __init__(self, failed: dict[str, dict[str, Any] | None]) -> None:
-        super().__init__(", ".join(failed))
-        self.failed = failed
-
-
-def is_conditional_failure(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
-
-
-# ---------------------------------------------------------------- users
-
-
-def get_user(table: str, email: str) -> dict[str, Any] | None:
-    response = _ddb().get_item(TableName=table, Key=to_ddb({"pk": user_key(email)}))
-    return from_ddb(response.get("Item"))
-
-
-def read_sign_in(
-    table: str, email: str, counter_keys: Sequence[str]
-) -> tuple[dict[str, Any] | None, list[dict[str, Any] | None]]:
-    """The user and the given limit counters, in one BatchGetItem."""
-    keys = [user_key(email), *counter_keys]
-    response = _ddb().batch_get_item(
-        RequestItems={table: {"Keys": [to_ddb({"pk": key}) for key in keys], "ConsistentRead": True}}
-    )
-    if response.get("UnprocessedKeys"):
-        raise ServiceUnavailable()  # DynamoDB shed part of the read: busy, try again
-    found = {item["pk"]["S"]: from_ddb(item) for item in response["Responses"].get(table, [])}
-    return found.get(keys[0]), [found.get(key) for key in counter_keys]
-
-
-def put_user(table: str, email: str, password_hash: str, now: int) -> None:
-    """Create or replace a user (enabled)."""
-    _ddb().put_item(
-        TableName=table,
-        Item=to_ddb(
-            {
-                "pk": user_key(email),
-                "kind": "user",
-                "email": email,
-                "password_hash": password_hash,
-                "disabled": False,
-                "updated_at": now,
-            }
-        ),
-    )
-
-
-def set_user_disabled(table: str, email: str, disabled: bool, now: int) -> bool:
-    """Flip the disabled flag; False when there is no such user."""
-    return _conditional_update(
-        table,
-        user_key(email),
-        "SET disabled = :d, updated_at = :now",
-        "attribute_exists(pk)",
-        {":d": disabled, ":now": now},
-    )
-
-
-# ---------------------------------------------------------------- sends
+# ---------------------------------------------------------------- values
 
 
 @dataclass(frozen=True)
 class Window:
-    """One hourly send limit: ``scope`` is "email" or "ip"."""
+    """One hourly cap on events of one identity: sends of codes (scopes
+    ``email``, ``ip``) or failed sign-ins (``fail-email``, ``fail-ip``).
+
+    ``ident`` is the address, or a hash of the client's network; ``limit``
+    is how many events any 60 minutes may hold.
+    """
 
     scope: str
     ident: str
     limit: int
 
 
+@dataclass(frozen=True)
+class Send:
+    """One code to mail: what the session and its challenge item record.
+
+    ``code_tag`` is the keyed tag of the right code (never the code);
+    ``windows`` are the send limits it counts in, in clock hour ``hour``.
+    """
+
+    email: str
+    session_hash: str
+    send_no: int
+    nonce: bytes
+    key_version: int
+    code_tag: str
+    expires_at: int
+    valid_seconds: int
+    windows: tuple[Window, ...]
+    hour: int
+    now: int
+    cooldown_until: int
+
+    @property
+    def challenge_pk(self) -> str:
+        return challenge_key(self.session_hash, self.send_no)
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a sign-in needs to know of the user item as it was read."""
+
+    email: str
+    version: int | None  # None: an item from before versions existed
+    has_sessions: bool  # whether the open-sessions map exists yet
+    expired_sessions: tuple[str, ...] = ()  # map entries to prune
+
+
+class Cancelled(Exception):
+    """A transaction's conditions did not hold; the fields say which.
+
+    ``windows``: each full limit with its counter item as it was;
+    ``cooldown_until``: set when the cooldown was still running;
+    ``conflicts``: the other writes whose condition failed ("session",
+    "challenge", "account"): an item changed or collided under us.
+    """
+
+    def __init__(
+        self,
+        windows: list[tuple[Window, dict[str, Any] | None]],
+        cooldown_until: int | None,
+        conflicts: set[str],
+    ) -> None:
+        names = [w.scope for w, _ in windows] + (["cooldown"] if cooldown_until is not None else [])
+        super().__init__(", ".join(names + sorted(conflicts)))
+        self.windows = windows
+        self.cooldown_until = cooldown_until
+        self.conflicts = conflicts
+
+
+def is_conditional_failure(error: Exception) -> bool:
+    return error_code(error) in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+# ---------------------------------------------------------------- users
+
+
+def get_user(table: str, email: str) -> dict[str, Any] | None:
+    response = _ddb().get_item(TableName=table, Key=to_ddb({"pk": user_key(email)}), ConsistentRead=True)
+    return from_ddb(response.get("Item"))
+
+
+def save_user(
+    table: str, email: str, changes: Mapping[str, Any], now: int, create: bool
+) -> dict[str, Any] | None:
+    """Apply ``changes`` to the user item and bump its version, in one UpdateItem.
+
+    With ``create`` a missing user is made (enabled, no open sessions);
+    without it a missing user is left alone and None comes back. Returns the
+    item after the change: its ``sessions`` are the ones to close, and any
+    sign-in still in flight fails on the new version.
+    """
+    from botocore.exceptions import ClientError
+
+    values = {":kind": "user", ":email": email, ":now": now, ":one": 1, ":empty": {}}
+    sets = [
+        "kind = :kind",
+        "email = :email",
+        "updated_at = :now",
+        "sessions = if_not_exists(sessions, :empty)",
+    ]
+    for index, (name, value) in enumerate(changes.items()):
+        sets.append(f"{name} = :c{index}")
+        values[f":c{index}"] = value
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_ddb({"pk": user_key(email)}),
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD version :one",
+        "ExpressionAttributeValues": to_ddb(values),
+        "ReturnValues": "ALL_NEW",
+    }
+    if not create:
+        request["ConditionExpression"] = "attribute_exists(pk)"
+    try:
+        response = _ddb().update_item(**request)
+    except ClientError as error:
+        if not create and is_conditional_failure(error):
+            return None
+        raise
+    return from_ddb(response.get("Attributes"))
+
+
+def close_sessions(table: str, session_hashes: Sequence[str]) -> None:
+    """Delete these sessions (an account change ended them); one BatchWriteItem per 25."""
+    pending = [{"DeleteRequest": {"Key": to_ddb({"pk": session_key(h)})}} for h in session_hashes]
+    for start in range(0, len(pending), 25):
+        requests = pending[start : start + 25]
+        for _ in range(5):
+            response = _ddb().batch_write_item(RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table, [])
+            if not requests:
+                break
+        if requests:
+            raise ServiceUnavailable()
+
+
+# ---------------------------------------------------------------- transactions
+
+_Role = Window | str  # a Window, or "cooldown" / "session" / "challenge" / "account"
+
+
 def _window_writes(
-    table: str, window: Window, hour: int, conditional: bool = True
-) -> list[tuple[str, dict[str, Any]]]:
-    """Count an event in its clock hour and carry it into the next one.
+    table: str, window: Window, hour: int, change: int = 1
+) -> list[tuple[_Role, dict[str, Any]]]:
+    """Count one event (``change`` 1) in its clock hour and carry it into the next one.
 
     The bucket of hour h holds the events of h-1 and h, and the condition
     caps that sum: so any 60 minutes (which lie inside two consecutive clock
     hours) see at most ``limit`` events, with no burst at the hour boundary.
+    ``change`` -1 gives one back (a refund), without a condition.
     """
     update: dict[str, Any] = {
         "TableName": table,
         "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour)}),
         "UpdateExpression": "ADD n :one, own :one SET kind = :kind, expires_at = :exp",
-        "ExpressionAttributeValues": to_ddb({":one": 1, ":kind": "limit", ":exp": (hour + 2) * 3600}),
+        "ExpressionAttributeValues": to_ddb({":one": change, ":kind": "limit", ":exp": (hour + 2) * 3600}),
     }
-    if conditional:
+    if change > 0:
         update["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
         update["ExpressionAttributeValues"].update(to_ddb({":limit": window.limit}))
         update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    return [
-        (f"{window.scope}_window", {"Update": update}),
-        (
-            f"{window.scope}_carry",
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour + 1)}),
-                    "UpdateExpression": "ADD n :one SET kind = :kind, expires_at = :exp",
-                    "ExpressionAttributeValues": to_ddb(
-                        {":one": 1, ":kind": "limit", ":exp": (hour + 3) * 3600}
-                    ),
-                }
-            },
-        ),
-    ]
+    carry = {
+        "TableName": table,
+        "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour + 1)}),
+        "UpdateExpression": "ADD n :one SET kind = :kind, expires_at = :exp",
+        "ExpressionAttributeValues": to_ddb({":one": change, ":kind": "limit", ":exp": (hour + 3) * 3600}),
+    }
+    return [(window, {"Update": update}), ("carry", {"Update": carry})]
 
 
-def _cooldown_write(table: str, email: str, now: int, until: int) -> tuple[str, dict[str, Any]]:
+def _cooldown_write(table: str, email: str, now: int, until: int) -> tuple[_Role, dict[str, Any]]:
     return (
         "cooldown",
         {
@@ -225,123 +292,199 @@ def _cooldown_write(table: str, email: str, now: int, until: int) -> tuple[str, 
     )
 
 
-def _challenge_put(table: str, challenge: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _challenge_put(table: str, send: Send) -> tuple[_Role, dict[str, Any]]:
+    item = {
+        "pk": send.challenge_pk,
+        "kind": "challenge",
+        "session": send.session_hash,
+        "email": send.email,
+        "nonce": send.nonce,
+        "key_version": send.key_version,
+        "send_no": send.send_no,
+        "expires_at": send.expires_at,
+        "valid_seconds": send.valid_seconds,
+    }
     return (
         "challenge",
         {
             "Put": {
                 "TableName": table,
-                "Item": to_ddb({**challenge, "kind": "challenge"}),
+                "Item": to_ddb(item),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         },
     )
 
 
-def _transact(writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """One TransactWriteItems; on cancellation raise :class:`Cancelled`."""
+def _transact(writes: Sequence[tuple[_Role, dict[str, Any]]]) -> None:
+    """One TransactWriteItems; on cancellation by conditions raise :class:`Cancelled`."""
     from botocore.exceptions import ClientError
 
     try:
         _ddb().transact_write_items(TransactItems=[write for _, write in writes])
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        if error_code(error) != "TransactionCanceledException":
             raise
         reasons = error.response.get("CancellationReasons") or []
-        failed: dict[str, dict[str, Any] | None] = {}
+        windows: list[tuple[Window, dict[str, Any] | None]] = []
+        cooldown_until: int | None = None
+        conflicts: set[str] = set()
         for (role, _), reason in zip(writes, reasons, strict=False):
-            if reason.get("Code") not in (None, "None"):
-                if reason.get("Code") != "ConditionalCheckFailed":
-                    raise  # a conflict or throttle, not a rule: let retries/503 handle it
-                failed[role] = from_ddb(reason.get("Item"))
-        if not failed:
+            if reason.get("Code") in (None, "None"):
+                continue
+            if reason.get("Code") != "ConditionalCheckFailed":
+                raise  # a conflict or throttle, not a rule: let retries/503 handle it
+            item = from_ddb(reason.get("Item"))
+            if isinstance(role, Window):
+                windows.append((role, item))
+            elif role == "cooldown":
+                cooldown_until = int((item or {}).get("until", 0))
+            else:
+                conflicts.add(role)
+        if not (windows or conflicts) and cooldown_until is None:
             raise
-        raise Cancelled(failed) from None
+        raise Cancelled(windows, cooldown_until, conflicts) from None
 
 
-def _send(
-    table: str,
-    session_write: dict[str, Any],
-    email: str,
-    challenge: Mapping[str, Any],
-    windows: Sequence[Window],
-    hour: int,
-    now: int,
-    cooldown_until: int,
-) -> None:
-    """One send, in one transaction: the session write, the challenge, the
-    cooldown and every send counter."""
-    writes = [
+def _send_writes(table: str, session_write: dict[str, Any], send: Send) -> list[tuple[_Role, dict[str, Any]]]:
+    writes: list[tuple[_Role, dict[str, Any]]] = [
         ("session", session_write),
-        _challenge_put(table, challenge),
-        _cooldown_write(table, email, now, cooldown_until),
+        _challenge_put(table, send),
+        _cooldown_write(table, send.email, send.now, send.cooldown_until),
     ]
+    for window in send.windows:
+        writes += _window_writes(table, window, send.hour)
+    return writes
+
+
+_NOT_USED = "(attribute_not_exists(last_tag) OR last_tag <> code_tag)"
+
+
+def take_slots(table: str, windows: Sequence[Window], hour: int) -> None:
+    """Count one event (a password check) in each window, only if each has room.
+
+    Raises :class:`Cancelled` naming the full windows: the caller refuses
+    the request without doing the work the windows cap.
+    """
+    writes: list[tuple[_Role, dict[str, Any]]] = []
     for window in windows:
         writes += _window_writes(table, window, hour)
     _transact(writes)
 
 
+def give_back(table: str, windows: Sequence[Window], hour: int) -> None:
+    """Return one event to each window (a slot taken in ``hour`` for a password that was right)."""
+    writes: list[tuple[_Role, dict[str, Any]]] = []
+    for window in windows:
+        writes += _window_writes(table, window, hour, change=-1)
+    _transact(writes)
+
+
 def create_session(
     table: str,
-    session: Mapping[str, Any],
-    challenge: Mapping[str, Any],
-    windows: Sequence[Window],
-    hour: int,
-    now: int,
-    cooldown_until: int,
+    send: Send,
+    account: Account,
+    session_ends_at: int,
+    created_at: int,
+    refund: Sequence[Window] = (),
+    refund_hour: int = 0,
 ) -> None:
-    """Write a new session and its first challenge, counting the send."""
+    """Write a new session and its first challenge, counting the send, in one transaction.
+
+    The account's item records the session (so an account change can end
+    it) on the condition that the account did not change since it was read;
+    the password-check slots taken in ``refund_hour`` are given back.
+    """
+    session = {
+        "pk": session_key(send.session_hash),
+        "kind": "session",
+        "email": send.email,
+        "nonce": send.nonce,
+        "key_version": send.key_version,
+        "code_tag": send.code_tag,
+        "send_no": send.send_no,
+        "attempts": 0,
+        "expires_at": send.expires_at,
+        "created_at": created_at,
+        "ends_at": session_ends_at,
+    }
     put = {
         "Put": {
             "TableName": table,
-            "Item": to_ddb({**session, "kind": "session"}),
+            "Item": to_ddb(session),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
     }
-    _send(table, put, session["email"], challenge, windows, hour, now, cooldown_until)
+    writes = _send_writes(table, put, send)
+    writes.append(("account", _register_session(table, account, send.session_hash, session_ends_at)))
+    for window in refund:
+        writes += _window_writes(table, window, refund_hour, change=-1)
+    _transact(writes)
 
 
-def renew_session(
-    table: str,
-    session: Mapping[str, Any],
-    challenge: Mapping[str, Any],
-    windows: Sequence[Window],
-    hour: int,
-    now: int,
-    cooldown_until: int,
-) -> None:
-    """Replace a session's nonce with ``challenge``'s, counting the send.
+def _register_session(table: str, account: Account, session_hash: str, ends_at: int) -> dict[str, Any]:
+    names = {"#new": session_hash}
+    values: dict[str, Any] = {":ends": ends_at}
+    if account.has_sessions:
+        update = "SET sessions.#new = :ends"
+        removes = []
+        for index, old in enumerate(account.expired_sessions[:20]):
+            names[f"#old{index}"] = old
+            removes.append(f"sessions.#old{index}")
+        if removes:
+            update += " REMOVE " + ", ".join(removes)
+        condition = "attribute_exists(sessions)"
+    else:
+        update, condition = "SET sessions = :map", "attribute_not_exists(sessions)"
+        names = {}
+        values = {":map": {session_hash: ends_at}}
+    if account.version is None:
+        condition += " AND attribute_not_exists(version) AND attribute_exists(pk)"
+    else:
+        condition += " AND version = :version"
+        values[":version"] = account.version
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_ddb({"pk": user_key(account.email)}),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": to_ddb(values),
+    }
+    if names:
+        request["ExpressionAttributeNames"] = names
+    return {"Update": request}
+
+
+def renew_session(table: str, session: Mapping[str, Any], send: Send) -> None:
+    """Replace a session's nonce with ``send``'s, counting the send, in one transaction.
 
     ``session`` is the item as read; the write only holds if nobody changed
-    it since (same nonce, same attempt count). The tags of codes tried against
-    the old nonce are dropped: they can never match the new code's.
+    it since (same nonce, same attempt count) and it was not used. The tag
+    of the last guess is dropped: it was made against the old code.
     """
     update = {
         "Update": {
             "TableName": table,
             "Key": to_ddb({"pk": session["pk"]}),
-            "UpdateExpression": "SET nonce = :nonce, send_no = :send_no, expires_at = :exp REMOVE tags",
-            "ConditionExpression": "nonce = :old_nonce AND attempts = :old_attempts",
+            "UpdateExpression": (
+                "SET nonce = :nonce, send_no = :send_no, expires_at = :exp, key_version = :kv, "
+                "code_tag = :code_tag REMOVE last_tag"
+            ),
+            "ConditionExpression": f"nonce = :old_nonce AND attempts = :old_attempts AND {_NOT_USED}",
             "ExpressionAttributeValues": to_ddb(
                 {
-                    ":nonce": challenge["nonce"],
-                    ":send_no": challenge["send_no"],
-                    ":exp": challenge["expires_at"],
+                    ":nonce": send.nonce,
+                    ":send_no": send.send_no,
+                    ":exp": send.expires_at,
+                    ":kv": send.key_version,
+                    ":code_tag": send.code_tag,
                     ":old_nonce": session["nonce"],
                     ":old_attempts": session["attempts"],
                 }
             ),
         }
     }
-    _send(table, update, session["email"], challenge, windows, hour, now, cooldown_until)
-
-
-def count_events(table: str, windows: Sequence[Window], hour: int) -> None:
-    """Count one event (a failed sign-in) in each window, in one transaction."""
-    writes: list[tuple[str, dict[str, Any]]] = []
-    for window in windows:
-        writes += _window_writes(table, window, hour, conditional=False)
-    _transact(writes)
+    _transact(_send_writes(table, update, send))
 
 
 def get_session(table: str, session_hash: str) -> dict[str, Any] | None:
@@ -352,13 +495,15 @@ def get_session(table: str, session_hash: str) -> dict[str, Any] | None:
 
 
 def record_guess(
-    table: str, session_hash: str, tag: str, now: int, max_attempts: int
+    table: str, session_hash: str, tag: str, key_version: int, now: int, max_attempts: int
 ) -> tuple[bool, dict[str, Any] | None]:
     """Count one verification attempt and remember its tag, atomically.
 
-    The write holds only while the session exists, has not expired and has
-    attempts left. Returns (counted, item before the write); the item tells
-    the caller whether the code was right and whether it had been used.
+    The write holds only while the session exists, was made with
+    ``key_version``, has not expired, has attempts left and was not used.
+    Returns (counted, item before the write); the item tells the caller
+    whether the code was right (its ``code_tag`` is ``tag``) or why the
+    session refused it.
     """
     from botocore.exceptions import ClientError
 
@@ -366,14 +511,19 @@ def record_guess(
         response = _ddb().update_item(
             TableName=table,
             Key=to_ddb({"pk": session_key(session_hash)}),
-            UpdateExpression="ADD attempts :one, tags :tag",
-            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attempts < :max",
-            ExpressionAttributeValues=to_ddb({":one": 1, ":tag": {tag}, ":now": now, ":max": max_attempts}),
+            UpdateExpression="SET last_tag = :tag ADD attempts :one",
+            ConditionExpression=(
+                "attribute_exists(pk) AND key_version = :kv AND expires_at > :now "
+                f"AND attempts < :max AND {_NOT_USED}"
+            ),
+            ExpressionAttributeValues=to_ddb(
+                {":one": 1, ":tag": tag, ":kv": key_version, ":now": now, ":max": max_attempts}
+            ),
             ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
         return False, from_ddb(error.response.get("Item"))
     return True, from_ddb(response.get("Attributes"))
@@ -401,98 +551,59 @@ def _conditional_update(table: str, pk: str, update: str, condition: str, values
     return True
 
 
-def claim_challenge(table: str, pk: str, now: int) -> bool:
-    """Mark a challenge as being mailed; False if it already was (or is gone)."""
-    return _conditional_update(
-        table,
-        pk,
-        "SET mailed_at = :now",
-        "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
-        {":now": now},
-    )
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :func:`claim_challenge`."""
+
+    claimed: bool
+    reason: str = ""  # why not: "already mailed" or "cannot work"
+
+
+def claim_challenge(table: str, challenge: Mapping[str, Any], now: int, max_attempts: int) -> Claim:
+    """Mark a challenge as being mailed, if its code can still work, in one transaction.
+
+    The mark holds only once per challenge; the session must still exist,
+    be on this send, have attempts left, not be used and not be expired.
+    """
+    try:
+        _transact(
+            [
+                (
+                    "challenge",
+                    {
+                        "Update": {
+                            "TableName": table,
+                            "Key": to_ddb({"pk": challenge["pk"]}),
+                            "UpdateExpression": "SET mailed_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
+                            "ExpressionAttributeValues": to_ddb({":now": now}),
+                        }
+                    },
+                ),
+                (
+                    "session",
+                    {
+                        "ConditionCheck": {
+                            "TableName": table,
+                            "Key": to_ddb({"pk": session_key(challenge["session"])}),
+                            "ConditionExpression": (
+                                "send_no = :send_no AND attempts < :max AND expires_at > :now "
+                                f"AND {_NOT_USED}"
+                            ),
+                            "ExpressionAttributeValues": to_ddb(
+                                {":send_no": challenge["send_no"], ":max": max_attempts, ":now": now}
+                            ),
+                        }
+                    },
+                ),
+            ]
+        )
+    except Cancelled as cancelled:
+        reason = "already mailed" if "challenge" in cancelled.conflicts else "cannot work"
+        return Claim(False, reason)
+    return Claim(True)
 
 
 def release_challenge(table: str, pk: str, now: int) -> None:
-    """Undo :func:`claim_challenge` after a failed send, so a retry sends it."""
+    """Undo :func:`claim_challenge` after a send that surely failed, so a retry sends it."""
     _conditional_update(table, pk, "REMOVE mailed_at", "mailed_at = :now", {":now": now})
-
-
-# ---------------------------------------------------------------- provisioning
-
-TTL_ATTRIBUTE = "expires_at"
-
-
-def table_definition(table: str) -> dict[str, Any]:
-    """CreateTable arguments: on-demand, string key ``pk``, stream NEW_IMAGE."""
-    return {
-        "TableName": table,
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        "SSESpecification": {"Enabled": True},
-    }
-
-
-class TableMismatch(Exception):
-    """An existing table cannot serve the app as it is; the message says why."""
-
-
-def _wait_active(client: Any, table: str) -> dict[str, Any]:
-    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    return dict(client.describe_table(TableName=table)["Table"])
-
-
-def ensure_table(table: str) -> str:
-    """Create the table with its stream and TTL if missing; return the stream ARN.
-
-    Safe to run again: an existing table is checked (key schema, stream view,
-    TTL attribute) and completed, never replaced. What cannot be fixed in
-    place raises :class:`TableMismatch`.
-    """
-    client = _ddb()
-    try:
-        description = client.describe_table(TableName=table)["Table"]
-    except client.exceptions.ResourceNotFoundException:
-        try:
-            client.create_table(**table_definition(table))
-        except client.exceptions.ResourceInUseException:
-            pass  # created meanwhile by another run
-        description = _wait_active(client, table)
-    wanted = table_definition(table)
-    if description.get("KeySchema") != wanted["KeySchema"]:
-        raise TableMismatch(f"table {table} exists with another key schema (the app needs a string key pk)")
-    stream = description.get("StreamSpecification") or {}
-    if not stream.get("StreamEnabled"):
-        if description.get("TableStatus") != "ACTIVE":
-            description = _wait_active(client, table)
-        client.update_table(TableName=table, StreamSpecification=wanted["StreamSpecification"])
-        description = _wait_active(client, table)
-    elif stream.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-        raise TableMismatch(
-            f"the stream of table {table} is {stream.get('StreamViewType')}; the mailer needs NEW_IMAGE"
-        )
-    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-    status, attribute = ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")
-    if status in ("ENABLED", "ENABLING"):
-        if attribute != TTL_ATTRIBUTE:
-            raise TableMismatch(f"table {table} has TTL on {attribute}; the app needs it on {TTL_ATTRIBUTE}")
-    elif status == "DISABLING":
-        raise TableMismatch(f"TTL of table {table} is being disabled; AWS allows enabling it again later")
-    else:
-        client.update_time_to_live(
-            TableName=table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-        )
-    return str(description["LatestStreamArn"])
-
-
-def delete_table(table: str) -> bool:
-    """Delete the table (operator teardown); False when there was none."""
-    client = _ddb()
-    try:
-        client.delete_table(TableName=table)
-    except client.exceptions.ResourceNotFoundException:
-        return False
-    client.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    return True

@@ -73,10 +73,12 @@ def role_policies(
 
     code_key = [
         {
+            # Each session's code is derived with the key version it was made
+            # with, read as NAME:VERSION; the second ARN covers that form.
             "Sid": "ReadCodeKey",
             "Effect": "Allow",
             "Action": "ssm:GetParameter",
-            "Resource": parameter_arn,
+            "Resource": [parameter_arn, f"{parameter_arn}:*"],
         },
         {
             # Needed only when the SecureString uses a customer managed KMS key
@@ -97,14 +99,13 @@ def role_policies(
     api = [
         logs("api_handler"),
         {
-            # BatchGetItem: the user and failed sign-in counters at sign-in.
-            # GetItem: sessions. PutItem and UpdateItem: the Put and Update
-            # writes of the sign-in/resend TransactWriteItems, and the
+            # GetItem: the user at sign-in, sessions at resend. PutItem and
+            # UpdateItem: the Put and Update writes of the sign-in/resend
+            # TransactWriteItems (and the password-check slots), and the
             # verification UpdateItem.
             "Sid": "TableItems",
             "Effect": "Allow",
             "Action": [
-                "dynamodb:BatchGetItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
@@ -130,9 +131,11 @@ def role_policies(
         },
         {
             # Claiming a challenge before mailing it, and releasing the claim.
+            # The claim is one TransactWriteItems: an Update of the challenge
+            # and a ConditionCheck of its session (the code can still work).
             "Sid": "ClaimChallenges",
             "Effect": "Allow",
-            "Action": "dynamodb:UpdateItem",
+            "Action": ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
             "Resource": table_arn,
         },
         {
