@@ -1,12 +1,21 @@
-"""What every part of the bench shares: paths, the test environment, statistics."""
+"""What every part of the bench shares: paths, statistics, and the shapes of a report.
+
+Each part (``coldstart``, ``inprocess``, ``load``, ``frontend``, ``package``)
+has ``measure(size)``, which returns its figures (plain data, also written as
+JSON), and says itself what they mean: ``TITLES``, ``summary(figures)``
+(its rows of the summary table, each with its target, also when the part
+did not run: ``figures`` is None) and ``sections(figures)`` (its tables and
+paragraphs). ``bench.report`` only lays them out as Markdown.
+"""
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -14,28 +23,44 @@ PYTHON = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support import TEST_ENV  # noqa: E402
 
-# Variables that would send boto3 anywhere but the in-process emulator.
-_DROPPED = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE")
+@dataclass
+class Measure:
+    """One row of the summary: what is measured and its target; once measured, the result
+    and whether it met the target (None: a figure with no target)."""
+
+    what: str
+    target: str
+    result: str | None = None
+    met: bool | None = None
+
+    def measured(self, result: str, met: bool | None = None) -> Measure:
+        self.result, self.met = result, met
+        return self
 
 
-def child_environment() -> dict[str, str]:
-    """The environment for a child Python that imports ``app``: the test settings, no real AWS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "AWS_", "LOCAL_"))}
-    env.update(TEST_ENV)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    env["AWS_CONFIG_FILE"] = os.devnull
-    return env
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Any]]
 
 
-def use_test_environment() -> None:
-    """Point this process at the test settings (moto in-process), before ``app`` is imported."""
-    for name in _DROPPED:
-        os.environ.pop(name, None)
-    os.environ.update(TEST_ENV)
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    os.environ["AWS_CONFIG_FILE"] = os.devnull
+@dataclass
+class Section:
+    """One section of the report: tables and paragraphs (Markdown text), in order.
+
+    ``console``: also printed at the end of a run that writes the report to a file.
+    """
+
+    title: str
+    blocks: list[Table | str]
+    console: bool = False
+
+
+def verdict(met: bool | None) -> str:
+    if met is None:
+        return "not measured"
+    return "met" if met else "**not met**"
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

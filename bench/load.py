@@ -1,6 +1,6 @@
 """Load on the local stack, and the time from ``POST /otp`` to the mailbox.
 
-The real local stack (``tests.localstack.LocalStack``: moto server, chalice
+The real local stack (``devstack.harness.LocalStack``: moto server, chalice
 local, the stream pump, the mailbox, all on 127.0.0.1 and free ports) is
 started with one setting raised: ``OTP_SENDS_PER_IP_PER_HOUR`` (every
 request comes from 127.0.0.1, so the per-IP limit of 50 an hour would stop
@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import PYTHON, ROOT, percentile
+from bench.common import PYTHON, ROOT, Measure, Section, Table, ms, percentile, verdict
 
 PASSWORD = "bench-password-1"
 STACK_ENV = {"OTP_SENDS_PER_IP_PER_HOUR": "100000"}
@@ -44,6 +44,8 @@ TIMEOUT = (2.0, 10.0)  # connect, read (seconds)
 PHASE_DEADLINE = 180.0
 MAIL_WAIT = 10.0
 LATENCY_TARGET_P95 = 1.0
+ERRORS_TARGET = "0 besides expected 401s"
+TITLES = ("Load on the local stack",)
 # Load runs in rounds, each on a freshly started stack: moto server's TransactWriteItems
 # deep-copies the whole table on every call (the emulator keeps the stream out of that
 # copy), so its cost grows with every item written; a long run on one stack would measure
@@ -66,19 +68,10 @@ for email in sys.argv[1:]:
 
 
 def _add_users(stack: Any, emails: list[str]) -> None:
-    env = {k: v for k, v in stack.env.items() if not k.startswith(("OTP_", "AWS_"))}
-    env.update(
-        {
-            "AWS_ENDPOINT_URL": stack.aws_url,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-        }
-    )
     subprocess.run(
         [PYTHON, "-c", _ADD_USERS, *emails],
         cwd=ROOT,
-        env=env,
+        env=stack.operator_environment(),
         input=PASSWORD + "\n",
         capture_output=True,
         text=True,
@@ -225,7 +218,7 @@ def mailbox_latency(stack: Any, emails: list[str]) -> dict[str, Any]:
 
 
 def _codes(stack: Any, emails: set[str]) -> dict[str, str]:
-    from tests.localstack import code_of
+    from devstack.harness import code_of
 
     codes = {}
     for message in reversed(stack.messages()):  # oldest first, so the newest code wins
@@ -298,7 +291,7 @@ def chalice_local_stall(requests_count: int = 20) -> dict[str, float]:
     def answer() -> dict[str, bool]:
         return {"ok": True}
 
-    from tests.localstack import free_ports
+    from devstack.harness import free_ports
 
     out: dict[str, float] = {}
     handler = local.ChaliceRequestHandler
@@ -336,7 +329,7 @@ def run(
     round_size: int = ROUND_SIZE,
 ) -> dict[str, Any]:
     """Start the local stack (once for latency, once per round of load), measure; always stopped."""
-    from tests.localstack import LocalStack
+    from devstack.harness import LocalStack
 
     latency_users = [f"latency-{n:04d}@bench.example.com" for n in range(latency_sign_ins)]
     load_users = [f"load-{n:04d}@bench.example.com" for n in range(sign_ins)]
@@ -375,3 +368,96 @@ def run(
             ],
         },
     }
+
+
+def measure(size: dict[str, int]) -> dict[str, Any]:
+    return run(size["sign_ins"], size["latency_sign_ins"], size["clients"])
+
+
+# ---------------------------------------------------------------- the report
+
+LATENCY_TARGET = f"< {LATENCY_TARGET_P95:g} s"
+
+
+def summary(local: dict[str, Any] | None) -> list[Measure]:
+    errors = Measure("Load on the local stack: errors", ERRORS_TARGET)
+    latency = Measure("`POST /otp` returned -> message in the mailbox, p95", LATENCY_TARGET)
+    if local is None:
+        return [errors, latency]
+    phases = local["load"]["phases"]
+    count = sum(p["errors"] for p in phases)
+    expected_401 = sum(int(p["statuses"].get("401", 0)) for p in phases)
+    errors.measured(f"{count} ({expected_401} expected 401s)", count == 0)
+    rates = [
+        Measure(f"Load: {p['phase']}", "-").measured(f"{p['rps']:.1f} req/s, p95 {ms(p['p95'])} ms")
+        for p in phases
+    ]
+    lat = local["latency"]
+    latency.measured(f"{ms(lat['p95'])} ms (p50 {ms(lat['p50'])} ms)", lat["met"])
+    return [errors, *rates, latency]
+
+
+def _statuses(phase: dict[str, Any]) -> str:
+    return ", ".join(f"{status}: {count}" for status, count in phase["statuses"].items())
+
+
+def sections(local: dict[str, Any]) -> list[Section]:
+    lat, loaded, floor = local["latency"], local["load"], local["floor"]
+    phases = Table(
+        ["phase", "clients", "requests", "statuses", "errors", "seconds", "req/s"]
+        + ["p50 ms", "p95 ms", "p99 ms", "max ms"],
+        [
+            [p["phase"], p["clients"], p["requests"], _statuses(p)]
+            + [p["errors"], f"{p['seconds']:.1f}", f"{p['rps']:.1f}"]
+            + [ms(p[name]) for name in ("p50", "p95", "p99", "max")]
+            for p in loaded["phases"]
+        ],
+    )
+    blocks: list[Table | str] = [phases]
+    examples = [e for p in loaded["phases"] for e in p["error_examples"]]
+    if examples:
+        blocks.append("Errors, first few: " + "; ".join(examples))
+    blocks += [
+        f"Baseline in the same run, the local server's own time: `POST /otp` with `{{}}` (a 400 "
+        f"before any AWS call or hashing), one at a time: p50 {ms(floor['p50'])} ms, p95 "
+        f"{ms(floor['p95'])} ms over {floor['requests']} requests. Chalice's local server as "
+        "shipped writes each answer in several small packets with Nagle's algorithm on, so each "
+        "answer waits for a delayed ACK: a one-line Chalice app on that server class, in the "
+        f"bench's own process, answers in {ms(local['stall']['as_shipped'])} ms as shipped and in "
+        f"{ms(local['stall']['nodelay'])} ms with its request handler's `disable_nagle_algorithm` "
+        "set (p50 of 20). The local stack's API sets it (`devstack/api.py`).",
+        f"{loaded['users']} users, one sign-in each; every {loaded['wrong_every']}th user also "
+        "sends a wrong password first (401 expected) and, later, a wrong code before the right "
+        f"one (401 expected). In {loaded['rounds']} round(s) of up to {loaded['round_size']} users, "
+        "each on a freshly started stack: moto server's TransactWriteItems deep-copies the whole "
+        "table on every call (the local emulator keeps the stream out of that copy), so its cost "
+        "grows with every item written, and one long run would measure that copying. Figures are "
+        "over all rounds; seconds and req/s count the phases' own time. In each round, verifies "
+        "start once all codes are in the "
+        f"mailbox ({loaded['codes_found']} found in all). Every request has a timeout "
+        f"({local['timeout'][0]:g} s connect, {local['timeout'][1]:g} s read); each phase stops "
+        f"starting requests after {local['phase_deadline']:g} s. Everything on 127.0.0.1; the "
+        "load clients share the machine's cores with the stack.",
+        "### `POST /otp` returned -> message in the local mailbox",
+        Table(
+            ["sign-ins", "arrived", "p50 ms", "p95 ms", "max ms", "target p95", ""],
+            [
+                [lat["sign_ins"], lat["arrived"], ms(lat["p50"]), ms(lat["p95"]), ms(lat["max"])]
+                + [LATENCY_TARGET, verdict(lat["met"])]
+            ],
+        ),
+    ]
+    if lat["failures"]:
+        blocks.append("Failures: " + "; ".join(lat["failures"][:5]))
+    blocks += [
+        "One sign-in at a time, each a different user; from the moment `POST /otp` returned, "
+        "`GET /api/messages` every 10 ms until the message to that address is listed. The "
+        "stream pump polls the emulated stream every 0.2 s, which sets most of this time "
+        "(on AWS, Lambda polls the stream itself).",
+        f"The stack: `devstack/harness.py` (`.venv/bin/python -m devstack` on free ports), "
+        f"started in {local['stack_start_seconds']:.1f} s, with "
+        + ", ".join(f"`{k}={v}`" for k, v in local["stack_env"].items())
+        + " (every request comes from 127.0.0.1, so the per-IP limit of 50 an hour would stop "
+        "the run); all other settings as configured. Users made with `ops.users.add_user`.",
+    ]
+    return [Section(TITLES[0], blocks)]

@@ -18,9 +18,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, ROOT
+from bench.common import PYTHON, ROOT, Measure, Section, Table, verdict
 
 TARGET_BYTES = 1_000_000  # "under 1 MB"
+TARGET = f"< {TARGET_BYTES:,} bytes, no boto3"
+TITLES = ("Lambda package",)
 AWS_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3")
 
 
@@ -36,7 +38,9 @@ def _copy_project(into: Path) -> None:
 
 
 def _chalice(project: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    from devstack.environment import AWS_VARIABLES, without
+
+    env = without(os.environ, AWS_VARIABLES)
     env["AWS_DEFAULT_REGION"] = "us-east-1"  # packaging needs a region, never credentials
     chalice = Path(PYTHON).with_name("chalice")
     return subprocess.run(
@@ -115,3 +119,36 @@ def run() -> dict[str, Any]:
         }
     )
     return found
+
+
+def measure(size: dict[str, int]) -> dict[str, Any]:
+    return run()
+
+
+# ---------------------------------------------------------------- the report
+
+
+def summary(pkg: dict[str, Any] | None) -> list[Measure]:
+    row = Measure("Lambda package (`deployment.zip`)", TARGET)
+    if pkg is not None:
+        row.measured(f"{pkg['bytes']:,} bytes, {len(pkg['aws_sdk_paths'])} boto3/botocore files", pkg["met"])
+    return [row]
+
+
+def sections(pkg: dict[str, Any]) -> list[Section]:
+    rows = [
+        [name, entry["files"], f"{entry['compressed']:,}", f"{entry['uncompressed']:,}"]
+        for name, entry in pkg["top_level"].items()
+    ]
+    blocks: list[Table | str] = [
+        f"`deployment.zip`: **{pkg['bytes']:,} bytes** ({pkg['files']} files, "
+        f"{pkg['uncompressed']:,} bytes unpacked); target < {TARGET_BYTES:,} bytes and no "
+        f"boto3: {verdict(pkg['met'])}. AWS SDK files inside ({', '.join(AWS_SDK)}): "
+        f"{len(pkg['aws_sdk_paths'])}.",
+        Table(["top level", "files", "compressed bytes", "unpacked bytes"], rows),
+        f"Built with `{pkg['command']}` from a copy of the project's Chalice files in a "
+        "temporary folder (Linux wheels come from pip's configured index).",
+    ]
+    if pkg.get("note"):
+        blocks.append(f"Note: {pkg['note']}.")
+    return [Section(TITLES[0], blocks)]

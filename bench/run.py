@@ -2,14 +2,16 @@
 
     .venv/bin/python -m bench                 # everything; rewrites bench/RESULTS.md
     .venv/bin/python -m bench --smoke         # few iterations of the in-process parts; prints only
+    make bench ARGS=--smoke                   # the same, after the setup step
     .venv/bin/python -m bench --only package,frontend --output /tmp/r.md
     .venv/bin/python -m bench --smoke --json out.json   # the figures as JSON too
 
 Parts: coldstart, inprocess (round trips and own CPU), localstack (load
-and mailbox latency), frontend, package. ``make bench`` runs
-``scripts/bench.sh``: the setup step, then this with no options. A smoke
-run never writes RESULTS.md; neither does a run of some parts only,
-unless ``--output`` says where.
+and mailbox latency), frontend, package; each is a module of this package
+with ``measure(size)`` and its own report rows (see ``bench.common``).
+``make bench`` runs ``scripts/bench.sh``: the setup step, then this with
+the options in ``ARGS``. A smoke run never writes RESULTS.md; neither does
+a run of some parts only, unless ``--output`` says where.
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import coldstart, frontend, inprocess, load, package, report
 from bench.common import ROOT
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PACKAGE_RECORD = ROOT / "bench" / "RESULTS-package.md"
-PARTS = ("coldstart", "inprocess", "localstack", "frontend", "package")
+# The parts, in the report's order.
+PARTS = {
+    "coldstart": coldstart,
+    "inprocess": inprocess,
+    "localstack": load,
+    "frontend": frontend,
+    "package": package,
+}
 SMOKE_PARTS = ("coldstart", "inprocess")
 
 SIZES: dict[str, dict[str, int]] = {
@@ -94,43 +103,6 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _part(name: str, size: dict[str, int], smoke: bool) -> Any:
-    if name == "coldstart":
-        from bench import coldstart
-
-        return coldstart.run(size["cold_repeats"])
-    if name == "inprocess":
-        from bench import inprocess
-
-        result = inprocess.run(size["iterations"], size["warmup"], size["argon2_repeats"])
-        return {
-            "iterations": result.iterations,
-            "warmup": result.warmup,
-            "round_trips": inprocess.round_trips(result),
-            "extras": inprocess.extra_round_trips(result),
-            "own": inprocess.own_cost(result),
-            "argon2": result.argon2,
-            "chalice_floor": result.floor,
-            "replay_failures": result.replay_failures,
-            "original_failures": result.original_failures,
-        }
-    if name == "localstack":
-        from bench import load
-
-        if not (ROOT / "tests" / "localstack.py").is_file():
-            return {"ok": False, "error": "not measured: local stack not available (no tests/localstack.py)"}
-        return load.run(size["sign_ins"], size["latency_sign_ins"], size["clients"])
-    if name == "frontend":
-        from bench import frontend
-
-        return frontend.run(build=True)
-    if name == "package":
-        from bench import package
-
-        return package.run()
-    raise ValueError(name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="few iterations; never writes RESULTS.md")
@@ -169,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> bench: {name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
-            results[name] = _part(name, size, args.smoke)
+            results[name] = PARTS[name].measure(size)
         except Exception as error:  # noqa: BLE001 - one broken part must not hide the others
             traceback.print_exc()
             results[name] = {"ok": False, "error": f"failed: {type(error).__name__}: {error}"[:500]}
@@ -178,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if PACKAGE_RECORD.is_file():
         results["package_record"] = PACKAGE_RECORD.read_text()
-    text = report.render(results)
+    text = report.render(results, PARTS)
     if output is not None:
         output.write_text(text)
-        print(report.console(results))
+        print(report.console(results, PARTS))
         print(f"==> bench: wrote {output}", file=sys.stderr)
     else:
         print(text)

@@ -5,9 +5,10 @@ stream pump, provisioning), so they all see the same settings:
 
 * the ``local`` stage of ``.chalice/config.json`` gives the defaults;
 * ``OTP_*`` variables set by the user win over them;
-* the AWS variables are pinned to the emulator (endpoint on the AWS port,
-  dummy credentials), so the local stack can never reach a real account,
-  whatever the user's shell holds;
+* every ``AWS_*`` variable of the user's shell is dropped and the AWS
+  settings are pinned to the emulator (endpoint on the AWS port, dummy
+  credentials, no AWS config files), so the local stack can never reach a
+  real account, whatever the shell holds;
 * ``OTP_ALLOWED_ORIGIN`` follows the web port unless the user set it.
 
 Problems come out as :class:`StackError`, whose message is one line naming
@@ -17,6 +18,7 @@ the variable or the port.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +32,22 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STAGE = "local"
 
+# The user every local stack (and every in-process test run) is provisioned with.
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
+
+# Names of the variables that choose the settings, the AWS account and endpoint, and
+# the ports. Whatever starts a part of the system on this machine (the stack, the
+# tests, the bench) starts from an environment without the caller's (:func:`without`).
+STACK_VARIABLES = ("OTP_", "AWS_", "LOCAL_")
+AWS_VARIABLES = ("AWS_",)
+
+# With these botocore reads no AWS file of the user and asks no instance metadata service.
+ISOLATED_AWS = {
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 class StackError(Exception):
@@ -51,26 +67,17 @@ MAILBOX = Port("LOCAL_MAILBOX_PORT", 8025, "mailbox")
 WEB = Port("LOCAL_WEB_PORT", 5173, "login page (vite)")
 PORTS = (AWS, API, MAILBOX, WEB)
 
-# Variables that would send boto3 somewhere other than the emulator, or mix
-# real credentials into local requests. They are dropped from the stack's
-# environment; the pinned values below take their place.
-_DROPPED_AWS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_REGION",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-)
+# The stack's AWS settings in place of the user's (the local stage's values, when it sets them).
 _PINNED_AWS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
 }
+
+
+def without(environ: Mapping[str, str], prefixes: tuple[str, ...] = STACK_VARIABLES) -> dict[str, str]:
+    """``environ`` without the variables whose names start with one of ``prefixes``."""
+    return {name: value for name, value in environ.items() if not name.startswith(prefixes)}
 
 
 def read_ports(environ: Mapping[str, str]) -> dict[Port, int]:
@@ -108,19 +115,13 @@ def stack_environment(environ: Mapping[str, str], ports: Mapping[Port, int]) -> 
         stage = stage_environment(STAGE)
     except OpsError as error:
         raise StackError(str(error)) from None
-    env = {
-        name: value
-        for name, value in environ.items()
-        if name not in _DROPPED_AWS and not name.startswith("AWS_ENDPOINT_URL")
-    }
-    for name, value in stage.items():
-        if name.startswith("AWS_"):
-            continue
+    env = without(environ, AWS_VARIABLES)  # the user's OTP_* and LOCAL_* stay
+    for name, value in without(stage, AWS_VARIABLES).items():
         env.setdefault(name, value)  # the user's value wins
     for name, fallback in _PINNED_AWS.items():
         env[name] = stage.get(name, fallback)
+    env.update(ISOLATED_AWS)
     env["AWS_ENDPOINT_URL"] = url(ports[AWS])
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
     if not environ.get("OTP_ALLOWED_ORIGIN", "").strip():
         env["OTP_ALLOWED_ORIGIN"] = url(ports[WEB])
     env["PYTHONUNBUFFERED"] = "1"

@@ -6,6 +6,9 @@ SES. ``GET /`` lists the messages newest first (a small script reloads the
 page when a new one arrives); ``GET /api/messages`` returns them as JSON,
 newest first: ``to`` (list), ``subject``, ``text``, ``html``, ``sent_at``
 (ISO 8601 UTC, when the mailbox first saw it), plus ``from`` and ``id``.
+
+:func:`code_in` reads the sign-in code out of a message's text, for every
+reader of the mail that is not a person (tests, the bench).
 """
 
 from __future__ import annotations
@@ -15,12 +18,24 @@ import email
 import email.policy
 import html
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# How chalicelib.mail words it: "Your sign-in code is: 123456".
+CODE_RE = re.compile(r"code is:\s*(\d{6,10})")
+
+
+def code_in(text: str) -> str:
+    """The sign-in code in a message's text; ValueError when there is none."""
+    match = CODE_RE.search(text)
+    if match is None:
+        raise ValueError(f"no code in message text: {text!r}")
+    return match.group(1)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +9,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD, TEST_ENV, Stack  # noqa: E402
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD  # noqa: E402
+from devstack.testenv import TEST_ENV, use_test_environment  # noqa: E402
+from tests.support import Stack  # noqa: E402
 
-for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-    os.environ.pop(_name, None)
-os.environ.update(TEST_ENV)
+use_test_environment()
 
 
 @pytest.fixture

@@ -1,61 +1,19 @@
-"""Shared test helpers: an in-process AWS (moto) with the app's resources."""
+"""Test helpers: the app in-process against moto with a hand on its stream, and
+moto's DynamoDB made to apply one request at a time.
+
+The settings and the sent mail of these runs are shared with the bench, in
+``devstack.testenv``; the demo user is ``devstack.environment``'s.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-TEST_ENV = {
-    "OTP_TABLE_NAME": "simple-otp-test",
-    "OTP_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/simple-otp-test/stream/test",
-    "OTP_SENDER": "no-reply@simple-otp.test",
-    "OTP_KEY_PARAMETER": "/simple-otp/test/code-key",
-    "OTP_ALLOWED_ORIGIN": "http://127.0.0.1:5173",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-
-DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-password"
-CODE_RE = re.compile(r"code is:\s*(\d{6,10})")
-
-
-@dataclass
-class Mail:
-    to: list[str]
-    subject: str
-    text: str
-    html: str
-    sender: str
-
-    @property
-    def code(self) -> str:
-        match = CODE_RE.search(self.text)
-        assert match, f"no code in message text: {self.text!r}"
-        return match.group(1)
-
-
-def parse_raw(raw: str | bytes, destinations: list[str], source: str) -> Mail:
-    """The message as the local mailbox shows it (the same parser)."""
-    from devstack.mailbox import parse_raw as mailbox_parse
-
-    to, subject, text, html = mailbox_parse(raw, destinations, source)
-    return Mail(to=to, subject=subject, text=text, html=html, sender=source)
-
-
-def sent_mail() -> list[Mail]:
-    """Every message moto's SES accepted, oldest first."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ses.models import ses_backends
-
-    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-    return [parse_raw(m.raw_data, m.destinations, m.source) for m in backend.sent_messages]
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.testenv import sent_mail
 
 
 @dataclass

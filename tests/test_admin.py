@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from devstack.testenv import TEST_ENV, sent_mail
 from ops import cli, stage
-from tests.support import TEST_ENV, sent_mail
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD, sent_mail
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.testenv import sent_mail
 
 
 def assert_error(response, status: int, code: str) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.localstack import ROOT, LocalStack, code_of
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.harness import ROOT, LocalStack, code_of
 
 pytestmark = pytest.mark.browser
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import mail
+from devstack.environment import DEMO_EMAIL
 from devstack.streams import lambda_event
-from tests.support import DEMO_EMAIL, sent_mail
+from devstack.testenv import sent_mail
 
 
 def test_only_challenge_inserts_are_mailed(stack, clock):

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, keys
+from devstack.environment import without
 from ops import OpsError, cli, stage
 from ops.policies import FUNCTIONS
 from ops.provision import ensure_code_key, ensure_table, provision, sender_address, table_definition
@@ -215,7 +216,7 @@ def copy_project(target: Path) -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for chalice and the operator CLI: no test or stage settings leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTP_"))}
+    env = without(os.environ)
     env.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env.update(extra)
     return env

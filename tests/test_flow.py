@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.support import DEMO_EMAIL, sent_mail
+from devstack.environment import DEMO_EMAIL
+from devstack.testenv import sent_mail
 
 
 def test_sign_in_mail_verify(stack):

@@ -26,10 +26,11 @@ from typing import Any
 
 import pytest
 
+from devstack.environment import DEMO_EMAIL
+from devstack.testenv import TEST_ENV, sent_mail
 from ops.policies import FUNCTIONS, function_name, policy_files, role_policies
 from ops.provision import sender_address
 from ops.stage import stage_environment
-from tests.support import DEMO_EMAIL, TEST_ENV, sent_mail
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"

@@ -17,17 +17,18 @@ from pathlib import Path
 import pytest
 
 from devstack import environment
-from devstack.environment import API, AWS, WEB, StackError, read_ports, stack_environment
-from tests.localstack import (
-    ROOT,
-    LocalStack,
-    clean_environment,
-    code_of,
-    descendants,
-    leftovers,
-    run_command,
+from devstack.environment import (
+    API,
+    AWS,
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    WEB,
+    StackError,
+    read_ports,
+    stack_environment,
 )
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD, TEST_ENV
+from devstack.harness import ROOT, LocalStack, code_of, descendants, leftovers, run_command
+from devstack.testenv import TEST_ENV
 
 # The operator command, as scripts/setup.sh installs it in the venv.
 SIMPLE_OTP = Path(sys.executable).parent / "simple-otp"
@@ -101,7 +102,7 @@ def test_admin_add_user_against_the_running_stack(tuned_stack):
     added = subprocess.run(
         [str(SIMPLE_OTP), "add-user", email],
         cwd=ROOT,
-        env=clean_environment({"AWS_ENDPOINT_URL": tuned_stack.aws_url}),
+        env=tuned_stack.operator_environment(),
         input="a long passphrase\n",
         capture_output=True,
         text=True,
@@ -220,7 +221,7 @@ def test_default_ports_and_duplicates():
 def test_pump_keeps_a_failed_batch_and_delivers_it_once_later(stack):
     from chalicelib import aws
     from devstack.pump import Pump, stream_handlers
-    from tests.support import sent_mail
+    from devstack.testenv import sent_mail
 
     (target,) = stream_handlers(stack.app_module)
     assert target.name == "send_code" and target.batch_size == 25

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib import challenges, errors
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD, serialize_dynamodb
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+from tests.support import serialize_dynamodb
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import codes, inputs, settings
 from chalicelib.errors import InvalidRequest
-from tests.support import TEST_ENV
+from devstack.testenv import TEST_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 

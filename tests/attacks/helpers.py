@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support import DEMO_EMAIL, sent_mail
+from devstack.environment import DEMO_EMAIL
+from devstack.testenv import sent_mail
 
 ERROR_CODES = {
     "invalid_request",

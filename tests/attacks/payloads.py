@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 
 JSON = "application/json"
 MB = 1024 * 1024

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from tests.attacks.helpers import check_error, mail_counts
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD
 
 HOUR = 3600
 

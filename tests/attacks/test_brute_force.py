@@ -13,8 +13,8 @@ import dataclasses
 import math
 
 from chalicelib.settings import Settings
+from devstack.testenv import sent_mail
 from tests.attacks.helpers import check_error, success_probability, wrong_codes
-from tests.support import sent_mail
 
 HOUR = 3600
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from devstack.environment import DEMO_EMAIL
 from tests.attacks.helpers import check_error, median
-from tests.support import DEMO_EMAIL
 
 ROUNDS = 30
 WARM_UP = 5

@@ -19,7 +19,9 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from chalicelib import delivery, errors
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from devstack.streams import lambda_event
+from devstack.testenv import TEST_ENV, child_environment
 from tests.attacks.helpers import (
     Fault,
     check_error,
@@ -29,7 +31,6 @@ from tests.attacks.helpers import (
     query_error,
     request_text,
 )
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD, TEST_ENV
 
 MAX_ATTEMPTS = 3  # chalicelib/aws.py: retries={"mode": "standard", "total_max_attempts": 3}
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,7 +413,6 @@ def test_a_container_started_with_no_aws_reachable_answers_503_and_logs_one_line
     request answers a clean 503 JSON and logs one line naming the cause; no
     traceback reaches the logs or the client.
     """
-    import os
     import socket
     import subprocess
     import sys
@@ -420,9 +420,7 @@ def test_a_container_started_with_no_aws_reachable_answers_503_and_logs_one_line
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTP_"))}
-    env.update(TEST_ENV)
-    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    env = {**child_environment(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     done = subprocess.run(
         [sys.executable, "-c", CONTAINER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

@@ -13,8 +13,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from tests.attacks.helpers import error_shape, mail_counts
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD
 
 EXAMPLES = 500
 FUZZ = settings(

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+from devstack.harness import LocalStack, code_of
 from tests.attacks.helpers import error_shape, wrong_codes
 from tests.attacks.payloads import cases
-from tests.localstack import LocalStack, code_of
-from tests.support import DEMO_EMAIL, DEMO_PASSWORD
 
 pytestmark = pytest.mark.stack
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+from devstack.testenv import sent_mail
 from tests.attacks.helpers import error_shape
 from tests.attacks.payloads import cases
-from tests.support import sent_mail
 
 GROUPS = {
     "email": "injection: hostile email addresses",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from devstack.environment import DEMO_EMAIL
 from tests.attacks.helpers import check_error, wrong_codes
-from tests.support import DEMO_EMAIL
 
 
 def _verify(stack, session_id: str, code: str):

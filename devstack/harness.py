@@ -1,6 +1,6 @@
-"""Start the real local stack from a test, exactly as a user does.
+"""Start the real local stack from a test or a benchmark, exactly as a user does.
 
-    from tests.localstack import LocalStack
+    from devstack.harness import LocalStack, code_of
 
     with LocalStack(env={"OTP_SENDS_PER_IP_PER_HOUR": "1000"}) as stack:
         response = stack.post("/otp", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
@@ -25,7 +25,6 @@ Attributes: ``api_url``, ``mailbox_url``, ``web_url``, ``aws_url``,
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -39,12 +38,13 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from devstack.environment import PORTS, ROOT, without
+from devstack.mailbox import code_in
+from devstack.run import READY_LINE
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 COMMAND = [str(PYTHON if PYTHON.exists() else Path(sys.executable)), "-m", "devstack"]
-READY_LINE = "simple-otp is running on this machine"
-PORT_VARIABLES = ("LOCAL_AWS_PORT", "LOCAL_API_PORT", "LOCAL_MAILBOX_PORT", "LOCAL_WEB_PORT")
-CODE_RE = re.compile(r"code is:\s*(\d{6,10})")
+PORT_VARIABLES = tuple(port.variable for port in PORTS)
 
 
 class StackFailed(RuntimeError):
@@ -70,16 +70,19 @@ def free_ports(count: int) -> list[int]:
 
 
 def clean_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without the stack's variables, plus ``env``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "AWS_", "LOCAL_"))}
-    return {**base, **(env or {})}
+    """This process's environment without the stack's variables, plus ``env``."""
+    return {**without(os.environ), **(env or {})}
 
 
 def code_of(mail: Mapping[str, Any]) -> str:
     """The sign-in code in a message from :meth:`LocalStack.messages`."""
-    match = CODE_RE.search(mail["text"])
-    assert match, f"no code in message text: {mail['text']!r}"
-    return match.group(1)
+    return code_in(mail["text"])
+
+
+def _free_port_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """A clean environment with a free port for each server, plus ``env``."""
+    ports = dict(zip(PORT_VARIABLES, map(str, free_ports(len(PORT_VARIABLES))), strict=True))
+    return clean_environment({**ports, **(env or {})})
 
 
 # ------------------------------------------------------------ processes
@@ -154,8 +157,7 @@ class LocalStack:
     def __init__(
         self, env: Mapping[str, str] | None = None, *, wait_web: bool | None = None, timeout: float = 90.0
     ) -> None:
-        ports = dict(zip(PORT_VARIABLES, map(str, free_ports(len(PORT_VARIABLES))), strict=True))
-        self.env = clean_environment({**ports, **(env or {})})
+        self.env = _free_port_environment(env)
         port = {name: self.env[name] for name in PORT_VARIABLES}
         self.aws_url = f"http://127.0.0.1:{port['LOCAL_AWS_PORT']}"
         self.api_url = f"http://127.0.0.1:{port['LOCAL_API_PORT']}"
@@ -173,6 +175,10 @@ class LocalStack:
     @property
     def output(self) -> str:
         return "".join(self._lines)
+
+    def operator_environment(self) -> dict[str, str]:
+        """The environment of an operator command run against this stack (its AWS endpoint)."""
+        return clean_environment({"AWS_ENDPOINT_URL": self.aws_url})
 
     # ---------------------------------------------------------------- HTTP
 
@@ -274,11 +280,10 @@ class LocalStack:
 
 def run_command(env: Mapping[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run the stack command to completion (for start-up errors): free ports plus ``env``."""
-    ports = dict(zip(PORT_VARIABLES, map(str, free_ports(len(PORT_VARIABLES))), strict=True))
     return subprocess.run(
         COMMAND,
         cwd=ROOT,
-        env=clean_environment({**ports, **env}),
+        env=_free_port_environment(env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

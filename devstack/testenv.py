@@ -1,0 +1,74 @@
+"""The app in this very process against moto, as the tests and the bench run it.
+
+``TEST_ENV`` holds the settings of those runs: a stage that exists nowhere,
+moto's dummy credentials, and no AWS file of the user read. Before ``app``
+is imported, :func:`use_test_environment` points this process at them;
+:func:`child_environment` is the same for a child Python. :func:`sent_mail`
+reads back what moto's SES accepted, parsed as the local mailbox parses it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.environment import ISOLATED_AWS, STACK_VARIABLES, without
+from devstack.mailbox import code_in, moto_sent_messages, parse_raw
+
+REGION = "us-east-1"
+
+TEST_ENV = {
+    "OTP_TABLE_NAME": "simple-otp-test",
+    "OTP_STREAM_ARN": f"arn:aws:dynamodb:{REGION}:123456789012:table/simple-otp-test/stream/test",
+    "OTP_SENDER": "no-reply@simple-otp.test",
+    "OTP_KEY_PARAMETER": "/simple-otp/test/code-key",
+    "OTP_ALLOWED_ORIGIN": "http://127.0.0.1:5173",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    **ISOLATED_AWS,
+}
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (this process's) without any settings, AWS or port variable, plus ``TEST_ENV``."""
+    return {**without(os.environ if environ is None else environ), **TEST_ENV}
+
+
+def use_test_environment() -> None:
+    """Point this process at ``TEST_ENV`` (before ``app`` is imported); nothing of the caller's stays."""
+    for name in [name for name in os.environ if name.startswith(STACK_VARIABLES)]:
+        del os.environ[name]
+    os.environ.update(TEST_ENV)
+
+
+@dataclass
+class Mail:
+    to: list[str]
+    subject: str
+    text: str
+    html: str
+    sender: str
+
+    @property
+    def code(self) -> str:
+        return code_in(self.text)
+
+
+# moto's own list of what its SES accepted (a raw send each), oldest first.
+sent_messages = moto_sent_messages(REGION)
+
+
+def mail_of(sent: Any) -> Mail:
+    """One of :func:`sent_messages` as the local mailbox shows it (the same parser)."""
+    to, subject, text, html = parse_raw(sent.raw_data, sent.destinations, sent.source)
+    return Mail(to=to, subject=subject, text=text, html=html, sender=sent.source)
+
+
+def sent_mail() -> list[Mail]:
+    """Every message moto's SES accepted, oldest first."""
+    return [mail_of(sent) for sent in sent_messages()]
