@@ -6,8 +6,8 @@ run:  ## run the whole system locally (moto server, API, email pump, mailbox, lo
 test:  ## install what tests need and run every test
 	@bash scripts/test.sh
 
-bench:  ## run the benchmarks and rewrite bench/RESULTS.md
-	@bash scripts/bench.sh
+bench:  ## run the benchmarks and rewrite bench/RESULTS.md; ARGS=--smoke: a quick check that writes nothing
+	@bash scripts/bench.sh $(ARGS)
 
 setup:
 	@bash scripts/setup.sh
