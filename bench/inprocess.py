@@ -254,9 +254,9 @@ def _check(sample: Sample, expected: Any) -> Sample:
 
 def _one_sign_in(driver: _Driver, email: str, password: str) -> list[Sample]:
     """The five steps of one person's sign-in; the clock moves as a person would."""
-    from chalicelib import challenges
+    from chalicelib import clock as clock_module
 
-    clock = challenges.clock
+    clock = clock_module.clock
     data, sign_in = driver.post("sign-in", {"email": email, "password": password})
     _check(sign_in, 200)
     session_id = data["session_id"]
@@ -275,9 +275,10 @@ def _one_sign_in(driver: _Driver, email: str, password: str) -> list[Sample]:
 
 def _extras(driver: _Driver, email: str, password: str) -> list[Extra]:
     """Round trips of the other outcomes, counted once each in a warm container."""
-    from chalicelib import challenges, keys
+    from chalicelib import clock as clock_module
+    from chalicelib import keys
 
-    clock = challenges.clock
+    clock = clock_module.clock
     out: list[Extra] = []
 
     def add(label: str, sample: Sample) -> None:
@@ -372,14 +373,15 @@ def chalice_floor(requests: int) -> dict[str, float]:
 
 def run(iterations: int, warmup: int = 2, argon2_repeats: int = 20) -> Result:
     """``warmup`` + ``iterations`` whole sign-ins, then the replay of their calls."""
-    from chalicelib import challenges, credentials
+    from chalicelib import clock as clock_module
+    from chalicelib import credentials
     from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 
     recorder = Recorder()
     result = Result(iterations=iterations, warmup=warmup)
-    real_clock, real_matches = challenges.clock, credentials._matches
+    real_clock, real_matches = clock_module.clock, credentials._matches
     clock = FakeClock(float(int(time.time()) // 3600 * 3600 + 60))
-    challenges.clock = clock
+    clock_module.clock = clock
     try:
         with _moto(recorder) as provisioned:
             from chalice.test import Client
@@ -431,7 +433,7 @@ def run(iterations: int, warmup: int = 2, argon2_repeats: int = 20) -> Result:
                     _trim_stream(table)
                     _collect()
     finally:
-        challenges.clock, credentials._matches = real_clock, real_matches
+        clock_module.clock, credentials._matches = real_clock, real_matches
         gc.unfreeze()
     return result
 

@@ -53,7 +53,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch):
     """A settable clock for the app: move time, never sleep."""
-    from chalicelib import challenges
+    from chalicelib import clock as clock_module
 
     class Clock:
         def __init__(self) -> None:
@@ -66,5 +66,5 @@ def clock(monkeypatch: pytest.MonkeyPatch):
             self.now += seconds
 
     fake = Clock()
-    monkeypatch.setattr(challenges, "clock", fake)
+    monkeypatch.setattr(clock_module, "clock", fake)
     return fake

@@ -38,7 +38,11 @@ class Stack:
         return self.post("/otp", {"email": email, "password": password})
 
     def stream_records(self) -> list[dict[str, Any]]:
-        return self.reader.poll()
+        """Every record written since the last call (the reader pages 100 at a time)."""
+        records: list[dict[str, Any]] = []
+        while batch := self.reader.poll():
+            records.extend(batch)
+        return records
 
     def pump(self) -> list[dict[str, Any]]:
         """Hand every new stream record to the app's stream handler, as Lambda does."""

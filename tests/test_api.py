@@ -385,7 +385,7 @@ def test_unexpected_error_is_json_500_without_trace(stack, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals demo-password")
 
-    monkeypatch.setattr(store, "read_sign_in", boom)
+    monkeypatch.setattr(store, "get_user", boom)
     response = stack.sign_in()
     assert_error(response, 500, "internal_error")
     assert b"secret internals" not in response.body
@@ -399,10 +399,10 @@ def test_throttled_dynamodb_is_503_json(stack, monkeypatch):
     def throttled(*args, **kwargs):
         raise ClientError(
             {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-            "BatchGetItem",
+            "GetItem",
         )
 
-    monkeypatch.setattr(store, "read_sign_in", throttled)
+    monkeypatch.setattr(store, "get_user", throttled)
     assert_error(stack.sign_in(), 503, "service_unavailable")
 
 

@@ -86,16 +86,16 @@ def test_expired_challenge_is_not_mailed(stack, clock):
 
 
 def test_code_key_unavailable_fails_the_batch_before_claiming(stack, monkeypatch):
-    from chalicelib import errors, keys
+    from chalicelib import delivery, errors, keys
 
     stack.sign_in()
     event = lambda_event(stack.stream_records(), stack.stream_arn)
 
-    def no_key(parameter):
+    def no_key(parameter, version):
         raise errors.ServiceUnavailable()
 
-    monkeypatch.setattr(keys, "code_key", no_key)
-    with pytest.raises(errors.ServiceUnavailable):
+    monkeypatch.setattr(keys, "key_at", no_key)
+    with pytest.raises(delivery.DeliveryFailed):
         stack.app_module.send_code(event, None)
     monkeypatch.undo()
     stack.app_module.send_code(event, None)

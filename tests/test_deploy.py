@@ -198,6 +198,9 @@ def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys
 BESIDE_THE_APP = ("ops", "devstack", "tests", "bench")
 
 
+EXTRAS = Path(".chalice") / "template-extras.json"
+
+
 def copy_project(target: Path) -> Path:
     """The checkout's Python layout, copied: builds never touch the shared checkout."""
     target.mkdir(parents=True, exist_ok=True)
@@ -251,7 +254,8 @@ def _build_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     project = copy_project(tmp_path_factory.mktemp("package") / "project")
     out = project / "out"
     result = subprocess.run(
-        [str(BIN / "chalice"), "package", "--stage", STAGE, str(out)],
+        # as docs/deploy.md packages it: with the template extras Chalice has no option for
+        [str(BIN / "chalice"), "package", "--stage", STAGE, "--merge-template", str(EXTRAS), str(out)],
         cwd=project,
         env=clean_env(),
         capture_output=True,
@@ -286,6 +290,11 @@ def test_package_template_takes_stream_and_policies_from_config(package):
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == env["OTP_STREAM_ARN"]
     assert event["Properties"]["StartingPosition"] == "TRIM_HORIZON"
+    # a record that keeps failing is retried a bounded number of times, split off from
+    # the rest of its batch, and dropped once its code is long dead: it cannot hold up the shard
+    assert event["Properties"]["MaximumRetryAttempts"] == 10
+    assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    assert event["Properties"]["MaximumRecordAgeInSeconds"] == 3600
     assert "arn:aws" not in (ROOT / "app.py").read_text(), "the stream ARN belongs in config.json"
 
     expected = {

@@ -244,7 +244,6 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
         operations = {(service, op) for service, op, _ in calls}
         expected = {
             "api_handler": {
-                ("dynamodb", "BatchGetItem"),
                 ("dynamodb", "GetItem"),
                 ("dynamodb", "TransactWriteItems"),
                 ("dynamodb", "UpdateItem"),
@@ -254,7 +253,7 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
                 ("dynamodbstreams", "DescribeStream"),
                 ("dynamodbstreams", "GetShardIterator"),
                 ("dynamodbstreams", "GetRecords"),
-                ("dynamodb", "UpdateItem"),
+                ("dynamodb", "TransactWriteItems"),
                 ("ses", "SendRawEmail"),
                 ("ssm", "GetParameter"),
             },
@@ -425,7 +424,13 @@ def test_static_scan_sees_the_calls_it_should():
     assert {"dynamodb", "ssm"} <= api.services and "ses" not in api.services
     assert {"get_item", "transact_write_items", "update_item", "get_parameter"} <= api.attribute_calls
     assert {"dynamodb", "ses", "ssm"} <= mailer.services
-    assert {"update_item", "send_raw_email", "get_parameter"} <= mailer.attribute_calls
+    assert {
+        "transact_write_items",
+        "update_item",
+        "send_raw_email",
+        "get_parameter",
+    } <= mailer.attribute_calls
+    assert "ConditionCheck" in mailer.transact_kinds
     assert {"Put", "Update"} <= api.transact_kinds
 
 
@@ -481,7 +486,10 @@ def test_committed_policies_name_only_this_stages_resources():
                     if "/stream/" in resource and statement["Action"] != "dynamodb:ListStreams":
                         assert resource == env["OTP_STREAM_ARN"]
                 elif service == "ssm":
-                    assert resource.endswith(f":parameter/{parameter}"), resource
+                    # the parameter, or its versions (NAME:VERSION), nothing else
+                    assert resource.endswith((f":parameter/{parameter}", f":parameter/{parameter}:*")), (
+                        resource
+                    )
                 elif service == "ses":
                     assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": sender}}
                 elif service == "logs":

@@ -42,12 +42,12 @@ def test_parallel_wrong_guesses_never_exceed_the_limit(stack, atomic_moto):
     wrong = "000000" if code != "000000" else "111111"
     results = _parallel(20, lambda: challenges.verify(cfg, {"session_id": session_id, "code": wrong}))
     counted = [r for r in results if isinstance(r, errors.InvalidCode)]
-    refused = [r for r in results if isinstance(r, errors.SessionExpired)]
+    refused = [r for r in results if isinstance(r, errors.SessionClosed)]
     assert len(counted) == cfg.max_attempts
     assert len(refused) == 20 - cfg.max_attempts
     assert {r.reason for r in refused} == {"too_many_attempts"}
     assert sorted(r.fields["attempts_remaining"] for r in counted) == list(range(cfg.max_attempts))
-    with pytest.raises(errors.SessionExpired):
+    with pytest.raises(errors.SessionClosed):
         challenges.verify(cfg, {"session_id": session_id, "code": code})
 
 
@@ -58,7 +58,7 @@ def test_parallel_right_codes_verify_exactly_once(stack, atomic_moto):
     results = _parallel(20, lambda: challenges.verify(cfg, {"session_id": session_id, "code": code}))
     ok = [r for r in results if isinstance(r, dict)]
     assert ok == [{"verified": True, "email": DEMO_EMAIL}]
-    assert all(isinstance(r, errors.SessionExpired) for r in results if not isinstance(r, dict))
+    assert all(isinstance(r, errors.SessionClosed) for r in results if not isinstance(r, dict))
 
 
 def _every_value(obj):

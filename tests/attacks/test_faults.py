@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from chalicelib import delivery, errors
+from chalicelib import delivery
 from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from devstack.streams import lambda_event
 from devstack.testenv import TEST_ENV, child_environment
@@ -59,8 +59,14 @@ def _no_tracebacks(caplog) -> None:
 
 
 def test_ses_failing_for_some_records_loses_nothing_and_sends_nothing_twice(
-    stack, backoff, caplog, attack_log
+    stack, backoff, caplog, attack_log, monkeypatch
 ):
+    """Throttling is retried (by the mailer, then by Lambda's redelivery); a
+    rejection is final: logged once, never tried again, never holding up the rest."""
+    from chalicelib import mail
+
+    mail_sleeps: list[float] = []
+    monkeypatch.setattr(mail, "sleep", mail_sleeps.append)
     users = _users(5)
     for user in users:
         assert stack.sign_in(user, DEMO_PASSWORD).status_code == 200
@@ -93,14 +99,16 @@ def test_ses_failing_for_some_records_loses_nothing_and_sends_nothing_twice(
         "fault: SES throttles/rejects 2 of 5 records",
         3,
         sum(n - 1 for n in counts.values()) + (len(users) - len(counts)),
-        f"{len(first)} sent, then the 2 on retry; each once",
+        f"{len(first)} sent, then the throttled one on retry; the rejected one never",
     )
     assert first == {u: 1 for u in users if u not in (throttled, rejected)}
-    assert counts == {u: 1 for u in users}
-    assert throttled_calls == MAX_ATTEMPTS  # botocore retried the throttling...
-    assert rejected_calls == 1  # ...but not a rejection, which no retry can fix
-    assert len(backoff) == MAX_ATTEMPTS - 1 and all(d > 0 for d in backoff)
+    assert counts == {u: 1 for u in users if u != rejected}
+    assert throttled_calls == MAX_ATTEMPTS  # the mailer retried the throttling...
+    assert rejected_calls == 1 == reject.refused  # ...but not a rejection, which no retry can fix
+    assert backoff == []  # botocore itself never resends a mail
+    assert len(mail_sleeps) == MAX_ATTEMPTS - 1 and all(d > 0 for d in mail_sleeps)
     assert "mail failed, will retry" in caplog.text
+    assert "mail refused for good" in caplog.text
     _no_tracebacks(caplog)
 
 
@@ -189,9 +197,7 @@ def _calls_per_route(stack, clock) -> dict[str, int]:
 def test_retries_fit_inside_the_lambda_timeout(stack, clock, backoff, attack_log):
     """Throttling that outlasts the retries must still be answered (503 JSON) before
     Lambda's timeout stops the request, or the client gets the gateway's 502/504."""
-    fault = Fault(
-        "dynamodb", "BatchGetItem", dynamodb_error("ProvisionedThroughputExceededException")
-    ).install()
+    fault = Fault("dynamodb", "GetItem", dynamodb_error("ProvisionedThroughputExceededException")).install()
     check_error(stack.sign_in(), 503)
     attempts = len(fault.calls)
     fault.remove()
@@ -209,7 +215,8 @@ def test_retries_fit_inside_the_lambda_timeout(stack, clock, backoff, attack_log
         int(worst > shortest - 1),
         f"{attempts} attempts x {max(calls.values())} calls: backoff <= {worst:g} s, timeout {shortest} s",
     )
-    assert calls == {"/otp": 2, "/otp/verify": 2, "/otp/resend": 3}
+    # cold container: the code key, then read user, take a slot, one transaction
+    assert calls == {"/otp": 4, "/otp/verify": 2, "/otp/resend": 3}
     for stage, timeout in timeouts.items():
         assert worst <= timeout - 1, (stage, worst, timeout)  # a second left for the work itself
 
@@ -217,7 +224,7 @@ def test_retries_fit_inside_the_lambda_timeout(stack, clock, backoff, attack_log
 def test_dynamodb_throttling_is_retried_with_backoff(stack, backoff, attack_log):
     fault = Fault(
         "dynamodb",
-        "BatchGetItem",
+        "GetItem",
         dynamodb_error("ProvisionedThroughputExceededException"),
         times=MAX_ATTEMPTS - 1,
     ).install()
@@ -236,10 +243,10 @@ def test_dynamodb_throttling_is_retried_with_backoff(stack, backoff, attack_log)
 @pytest.mark.parametrize(
     ("operation", "code", "status"),
     [
-        ("BatchGetItem", "ProvisionedThroughputExceededException", 400),
-        ("BatchGetItem", "ThrottlingException", 400),
-        ("BatchGetItem", "RequestLimitExceeded", 400),
-        ("BatchGetItem", "InternalServerError", 500),
+        ("GetItem", "ProvisionedThroughputExceededException", 400),
+        ("GetItem", "ThrottlingException", 400),
+        ("GetItem", "RequestLimitExceeded", 400),
+        ("GetItem", "InternalServerError", 500),
         ("TransactWriteItems", "ProvisionedThroughputExceededException", 400),
     ],
 )
@@ -275,7 +282,7 @@ def test_a_transaction_cancelled_by_throttling_or_conflict_is_503_json(
     """DynamoDB cancels a transaction when an item in it is throttled or being
     written by another transaction (two sign-ins for one address at once).
     That is a busy service, not a bug: 503, not 500."""
-    writes = 7  # session, challenge, cooldown, 2 per hourly window
+    writes = 4  # the first transaction: the password-check slots, 2 per hourly window
     Fault("dynamodb", "TransactWriteItems", _cancelled(reason, *["None"] * (writes - 1))).install()
     sign_in = stack.sign_in()
     attack_log(
@@ -320,7 +327,7 @@ def test_throttled_claim_in_the_mailer_is_retried_not_lost(stack, backoff, attac
     stack.sign_in()
     event = lambda_event(stack.stream_records(), stack.stream_arn)
     fault = Fault(
-        "dynamodb", "UpdateItem", dynamodb_error("ProvisionedThroughputExceededException")
+        "dynamodb", "TransactWriteItems", dynamodb_error("ProvisionedThroughputExceededException")
     ).install()
     with pytest.raises(Exception):  # noqa: B017 - any error makes Lambda redeliver
         stack.app_module.send_code(event, None)
@@ -341,22 +348,24 @@ def test_ssm_unreachable_at_container_start_is_503_with_one_log_line(stack, back
     from chalicelib import keys
 
     caplog.set_level(logging.INFO)
+    started = stack.sign_in()  # opened by another container, before the outage
+    assert started.status_code == 200
+    session_id = started.data["session_id"]
     keys.forget()  # a new container: the key is not in memory yet
     outage = Fault(
         "ssm", "GetParameter", raise_error=lambda r: EndpointConnectionError(endpoint_url=r.url)
     ).install()
-    started = stack.sign_in()  # needs no key: the session opens
-    assert started.status_code == 200
-    session_id = started.data["session_id"]
     caplog.clear()
     answers = [
+        stack.sign_in(),
         stack.post("/otp/verify", {"session_id": session_id, "code": "123456"}),
         stack.post("/otp/resend", {"session_id": session_id}),
     ]
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     event = lambda_event(stack.stream_records(), stack.stream_arn)
-    with pytest.raises(errors.ServiceUnavailable):
+    with pytest.raises(delivery.DeliveryFailed):
         stack.app_module.send_code(event, None)  # the mailer fails the batch before claiming anything
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR][len(lines) :] == lines[:1]
     attack_log(
         "fault: SSM unreachable at start",
         len(answers) + 1,
@@ -367,9 +376,9 @@ def test_ssm_unreachable_at_container_start_is_503_with_one_log_line(stack, back
         check_error(answer, 503)
     assert (
         lines
-        == ["code key unavailable: parameter=/simple-otp/test/code-key reason=EndpointConnectionError"] * 2
+        == ["code key unavailable: parameter=/simple-otp/test/code-key reason=EndpointConnectionError"] * 3
     )
-    assert len(outage.calls) == 3 * MAX_ATTEMPTS  # each try retried by botocore, none cached
+    assert len(outage.calls) == 4 * MAX_ATTEMPTS  # each try retried by botocore, none cached
     _no_tracebacks(caplog)
 
     outage.remove()  # SSM is back: the same container recovers, no restart needed
@@ -382,9 +391,9 @@ def test_ssm_unreachable_at_container_start_is_503_with_one_log_line(stack, back
 def test_ssm_access_denied_is_503_and_names_the_reason(stack, caplog):
     from chalicelib import keys
 
+    session_id = stack.sign_in().data["session_id"]
     keys.forget()
     Fault("ssm", "GetParameter", json11_error("AccessDeniedException")).install()
-    session_id = stack.sign_in().data["session_id"]
     response = stack.post("/otp/verify", {"session_id": session_id, "code": "123456"})
     check_error(response, 503)
     assert "reason=AccessDeniedException" in caplog.text

@@ -27,6 +27,7 @@ PARALLEL = 50
 TIMEOUT = 30  # seconds, on every request
 SENDS_PER_EMAIL_PER_HOUR = 10  # the default
 MAX_ATTEMPTS = 5  # the default
+FAILED_SIGN_INS_PER_EMAIL_PER_HOUR = 20  # the default
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,24 @@ def test_parallel_wrong_guesses_count_exactly_up_to_the_limit(live, attack_log):
     assert counted == list(range(MAX_ATTEMPTS))  # each attempt counted once: 4, 3, 2, 1, 0 left
     assert refused == ["too_many_attempts"] * (PARALLEL - MAX_ATTEMPTS)
     assert shape(final)["reason"] == "too_many_attempts"  # the right code, after the limit
+
+
+def test_parallel_wrong_passwords_get_exactly_the_failed_sign_in_cap(live, attack_log):
+    """50 wrong passwords for one address at once: exactly the cap reach the password check."""
+    target = "racer@example.com"  # no account: unknown addresses are checked and counted the same
+    answers = in_parallel(PARALLEL, lambda: post(live, "/otp", {"email": target, "password": "guess"}))
+    statuses = [a.status_code for a in answers]
+    attack_log(
+        f"1. race: {PARALLEL} parallel wrong passwords (HTTP, cap {FAILED_SIGN_INS_PER_EMAIL_PER_HOUR})",
+        PARALLEL,
+        max(0, statuses.count(401) - FAILED_SIGN_INS_PER_EMAIL_PER_HOUR),
+        f"{statuses.count(401)} x 401 (password checked), {statuses.count(429)} x 429",
+    )
+    assert statuses.count(401) == FAILED_SIGN_INS_PER_EMAIL_PER_HOUR
+    assert statuses.count(429) == PARALLEL - FAILED_SIGN_INS_PER_EMAIL_PER_HOUR
+    for answer in answers:
+        if answer.status_code == 429:
+            assert "failed sign-ins for this address" in shape(answer)["message"]
 
 
 def test_parallel_right_codes_give_exactly_one_200(live, attack_log):
