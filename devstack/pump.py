@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from chalicelib.errors import error_code
 from devstack.streams import StreamReader, lambda_event
 
 POLL_SECONDS = 0.2
@@ -47,8 +48,7 @@ def stream_handlers(app_module: ModuleType) -> list[StreamHandler]:
 
 
 def _reason(error: Exception) -> str:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return f"{type(error).__name__} {code}".strip()
+    return f"{type(error).__name__} {error_code(error)}".strip()
 
 
 class Pump:
