@@ -101,7 +101,14 @@ describe('CodeStep', () => {
     const wrapper = mountStep()
     await submitCode(wrapper, '654321')
     expect(sentBody(fetch)).toEqual({ session_id: 'sess_1', code: '654321' })
-    expect(wrapper.emitted('verified')).toEqual([['alice@example.com']])
+    expect(wrapper.emitted('verified')).toEqual([[{ email: 'alice@example.com', token: '' }]])
+  })
+
+  it('emits the token with the email when the API sends one', async () => {
+    mockFetch(json(200, { verified: true, email: 'alice@example.com', token: 'aGVh.Y2xh.c2ln', expires_in: 300 }))
+    const wrapper = mountStep()
+    await submitCode(wrapper, '654321')
+    expect(wrapper.emitted('verified')).toEqual([[{ email: 'alice@example.com', token: 'aGVh.Y2xh.c2ln' }]])
   })
 
   it('shows it is checking and cannot be submitted twice', async () => {

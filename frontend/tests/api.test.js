@@ -28,9 +28,24 @@ describe('createOtpApi', () => {
 
   it('posts the session and code to /otp/verify', async () => {
     const fetch = mockFetch(json(200, { verified: true, email: 'demo@example.com' }))
-    expect(await api().verifyCode('s1', '123456')).toEqual({ email: 'demo@example.com' })
+    expect(await api().verifyCode('s1', '123456')).toEqual({ email: 'demo@example.com', token: '' })
     expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/otp/verify')
     expect(sentBody(fetch)).toEqual({ session_id: 's1', code: '123456' })
+  })
+
+  it('returns the token of /otp/verify when it has the shape of a compact JWS, else ""', async () => {
+    const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'
+    mockFetch(
+      json(200, { verified: true, email: 'demo@example.com', token, token_type: 'Bearer', expires_in: 300 }),
+      json(200, { verified: true, email: 'demo@example.com', token: 'not a token' }),
+      json(200, { verified: true, email: 'demo@example.com', token: `${token}.extra` }),
+      json(200, { verified: true, email: 'demo@example.com', token: `a.b.${'c'.repeat(9000)}` }),
+      json(200, { verified: true, email: 'demo@example.com', token: 42 }),
+    )
+    expect(await api().verifyCode('s1', '123456')).toEqual({ email: 'demo@example.com', token })
+    for (let i = 0; i < 4; i += 1) {
+      expect((await api().verifyCode('s1', '123456')).token).toBe('')
+    }
   })
 
   it('posts the session to /otp/resend', async () => {

@@ -1,4 +1,5 @@
 import { API_BASE_URL } from '../config.js'
+import { isCompactJws } from './handover.js'
 
 /**
  * A failed call, in terms the page can explain. `code` is the API's `error` value
@@ -101,11 +102,14 @@ export function createOtpApi({ baseUrl = API_BASE_URL, timeoutMs = TIMEOUT_MS } 
       }
     },
 
-    /** POST /otp/verify: check the code. */
+    /** POST /otp/verify: check the code; `token` is the signed token, or '' when absent or malformed. */
     async verifyCode(sessionId, code) {
       const body = await post('/otp/verify', { session_id: sessionId, code })
       if (body.verified !== true) throw new ApiError('unexpected', { status: 200 })
-      return { email: typeof body.email === 'string' ? body.email : '' }
+      return {
+        email: typeof body.email === 'string' ? body.email : '',
+        token: isCompactJws(body.token) ? body.token : '',
+      }
     },
 
     /** POST /otp/resend: a new code for the same session; the old one stops working. */
