@@ -9,7 +9,9 @@ stream pump, provisioning), so they all see the same settings:
   settings are pinned to the emulator (endpoint on the AWS port, dummy
   credentials, no AWS config files), so the local stack can never reach a
   real account, whatever the shell holds;
-* ``OTP_ALLOWED_ORIGIN`` follows the web port unless the user set it.
+* ``OTP_ALLOWED_ORIGIN`` follows the web port, and ``OTP_TOKEN_ISSUER`` the
+  API port (the tokens' ``iss`` is the local API's URL), unless the user set
+  them.
 
 Problems come out as :class:`StackError`, whose message is one line naming
 the variable or the port.
@@ -65,7 +67,8 @@ AWS = Port("LOCAL_AWS_PORT", 4566, "AWS emulator (moto server)")
 API = Port("LOCAL_API_PORT", 8000, "API (chalice local)")
 MAILBOX = Port("LOCAL_MAILBOX_PORT", 8025, "mailbox")
 WEB = Port("LOCAL_WEB_PORT", 5173, "login page (vite)")
-PORTS = (AWS, API, MAILBOX, WEB)
+EXAMPLE = Port("LOCAL_EXAMPLE_PORT", 8081, "example relying app")
+PORTS = (AWS, API, MAILBOX, WEB, EXAMPLE)
 
 # The stack's AWS settings in place of the user's (the local stage's values, when it sets them).
 _PINNED_AWS = {
@@ -81,7 +84,7 @@ def without(environ: Mapping[str, str], prefixes: tuple[str, ...] = STACK_VARIAB
 
 
 def read_ports(environ: Mapping[str, str]) -> dict[Port, int]:
-    """The four ports, from ``LOCAL_*_PORT`` or their defaults; distinct and valid."""
+    """The ports, from ``LOCAL_*_PORT`` or their defaults; distinct and valid."""
     ports: dict[Port, int] = {}
     for port in PORTS:
         raw = environ.get(port.variable, "").strip()
@@ -124,6 +127,8 @@ def stack_environment(environ: Mapping[str, str], ports: Mapping[Port, int]) -> 
     env["AWS_ENDPOINT_URL"] = url(ports[AWS])
     if not environ.get("OTP_ALLOWED_ORIGIN", "").strip():
         env["OTP_ALLOWED_ORIGIN"] = url(ports[WEB])
+    if not environ.get("OTP_TOKEN_ISSUER", "").strip():
+        env["OTP_TOKEN_ISSUER"] = url(ports[API])
     env["PYTHONUNBUFFERED"] = "1"
     for port, number in ports.items():
         env[port.variable] = str(number)

@@ -9,17 +9,19 @@
 
 What runs is ``.venv/bin/python -m devstack`` (what ``make run`` runs after its
 setup step) in a clean environment: none of the test process's ``OTP_*``,
-``AWS_*`` or ``LOCAL_*`` variables leak in, only ``env``. Each of the four
+``AWS_*`` or ``LOCAL_*`` variables leak in, only ``env``. Each of the
 servers gets a free port on 127.0.0.1, so stacks can run side by side.
 
 Entering waits until the stack printed its ready line and the API, the
-mailbox (and the login page, when ``frontend/`` exists; see ``wait_web``)
-answer. Leaving sends SIGINT (Ctrl-C), waits for the stack to stop, and
-fails with :class:`LeftoverProcesses` if any process it started, or any
-process in a process group it created, is still there.
+mailbox, the example relying app (when it can start; see ``wait_example``)
+and the login page (when ``frontend/`` exists; see ``wait_web``) answer.
+Leaving sends SIGINT (Ctrl-C), waits for the stack to stop, and fails with
+:class:`LeftoverProcesses` if any process it started, or any process in a
+process group it created, is still there.
 
 Attributes: ``api_url``, ``mailbox_url``, ``web_url``, ``aws_url``,
-``output`` (console text so far), ``returncode`` (after leaving).
+``example_url``, ``output`` (console text so far), ``returncode`` (after
+leaving).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import requests
 
 from devstack.environment import PORTS, ROOT, without
 from devstack.mailbox import code_in
-from devstack.run import READY_LINE
+from devstack.run import READY_LINE, example_problem
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 COMMAND = [str(PYTHON if PYTHON.exists() else Path(sys.executable)), "-m", "devstack"]
@@ -151,11 +153,18 @@ class LocalStack:
 
     ``env``: extra environment for the stack (``OTP_*`` overrides, ports).
     ``wait_web``: wait for the login page too; None (default) waits when
-    ``frontend/package.json`` exists. ``timeout``: seconds to come up.
+    ``frontend/package.json`` exists. ``wait_example``: wait for the example
+    relying app; None (default) waits when it can start (its file is there
+    and Flask and PyJWT are installed). ``timeout``: seconds to come up.
     """
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, *, wait_web: bool | None = None, timeout: float = 90.0
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        wait_web: bool | None = None,
+        wait_example: bool | None = None,
+        timeout: float = 90.0,
     ) -> None:
         self.env = _free_port_environment(env)
         port = {name: self.env[name] for name in PORT_VARIABLES}
@@ -163,7 +172,9 @@ class LocalStack:
         self.api_url = f"http://127.0.0.1:{port['LOCAL_API_PORT']}"
         self.mailbox_url = f"http://127.0.0.1:{port['LOCAL_MAILBOX_PORT']}"
         self.web_url = f"http://127.0.0.1:{port['LOCAL_WEB_PORT']}"
+        self.example_url = f"http://127.0.0.1:{port['LOCAL_EXAMPLE_PORT']}"
         self.wait_web = (ROOT / "frontend" / "package.json").is_file() if wait_web is None else wait_web
+        self.wait_example = example_problem() is None if wait_example is None else wait_example
         self.timeout = timeout
         self.returncode: int | None = None
         self.http = requests.Session()
@@ -233,6 +244,8 @@ class LocalStack:
         urls = [self.api_url + "/", self.mailbox_url + "/api/messages"]
         if self.wait_web:
             urls.append(self.web_url + "/")
+        if self.wait_example:
+            urls.append(self.example_url + "/")
         deadline = time.monotonic() + self.timeout
         while not (READY_LINE in self.output and all(self._answers(u) for u in urls)):
             if self._process.poll() is not None:

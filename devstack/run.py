@@ -4,8 +4,9 @@ Order of start-up (nothing waits on a fixed sleep; readiness is polled):
 
 1. ports and settings are checked; a problem is one line naming the
    variable or the port, and nothing starts;
-2. the AWS emulator (moto server + mailbox), the API (chalice local) and the
-   login page (vite, when ``frontend/`` exists) start side by side;
+2. the AWS emulator (moto server + mailbox), the API (chalice local), the
+   login page (vite, when ``frontend/`` exists) and the example relying app
+   (``examples/relying_app``) start side by side;
 3. once the emulator answers: the table with its stream and TTL, the code
    key, the sender identity and the demo user are provisioned;
 4. the stream pump starts (in this process) and calls the app's stream
@@ -19,6 +20,7 @@ KILL after a few seconds; a second Ctrl-C does not wait).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -35,6 +37,7 @@ from devstack.environment import (
     AWS,
     DEMO_EMAIL,
     DEMO_PASSWORD,
+    EXAMPLE,
     HOST,
     MAILBOX,
     ROOT,
@@ -52,6 +55,10 @@ from devstack.environment import (
 from devstack.processes import Child, Output, OutputHandler, answers, stop_all
 
 FRONTEND = ROOT / "frontend"
+EXAMPLE_APP = ROOT / "examples" / "relying_app" / "app.py"
+# What the example app imports, by module, and the package that brings it.
+EXAMPLE_NEEDS = {"flask": "Flask", "jwt": "PyJWT", "cryptography": "cryptography"}
+LOCAL_AUDIENCE = "simple-otp-local"  # the local stage's OTP_TOKEN_AUDIENCE, should it set none
 READY_LINE = "simple-otp is running on this machine"  # printed once everything answers
 READY_SECONDS = 90.0  # a first vite start on a slow machine pre-bundles dependencies
 POLL_SECONDS = 0.05
@@ -76,14 +83,37 @@ def frontend_problem(frontend: Path = FRONTEND) -> str | None:
     return None
 
 
+def example_problem(app: Path = EXAMPLE_APP) -> str | None:
+    """Why the example relying app cannot start, or None when it can."""
+    if not app.is_file():
+        return "examples/relying_app/app.py is not there"
+    missing = [package for module, package in EXAMPLE_NEEDS.items() if not importlib.util.find_spec(module)]
+    if missing:
+        return f"{', '.join(missing)} not installed: `make run` installs requirements-dev.txt"
+    return None
+
+
+def example_environment(ports: Mapping[Port, int], env: Mapping[str, str]) -> dict[str, str]:
+    """The example app's settings: it trusts the local API's tokens, for the local stage's audience."""
+    return {
+        "EXAMPLE_ISSUER": env["OTP_TOKEN_ISSUER"],
+        "EXAMPLE_AUDIENCE": env.get("OTP_TOKEN_AUDIENCE") or LOCAL_AUDIENCE,
+        "EXAMPLE_JWKS_URL": url(ports[API]) + "/.well-known/jwks.json",
+        "EXAMPLE_LOGIN_URL": url(ports[WEB]) + "/",
+    }
+
+
 class Stack:
     """The running parts; :meth:`shutdown` stops whatever was started."""
 
-    def __init__(self, output: Output, ports: Mapping[Port, int], env: dict[str, str], web: bool) -> None:
+    def __init__(
+        self, output: Output, ports: Mapping[Port, int], env: dict[str, str], web: bool, example: bool = True
+    ) -> None:
         self.out = output
         self.ports = ports
         self.env = env
         self.web = web
+        self.example = example
         self.children: dict[str, Child] = {}
         self.pumps: Any = None
         self.stop = threading.Event()
@@ -181,7 +211,18 @@ class Stack:
         )
         self.out.say(f"starting the API (chalice local, stage {STAGE}) on {url(ports[API])}")
         self._start("api", "API", [python, "-m", "devstack.api", "--port", str(ports[API])])
+        if self.example:
+            self.out.say(f"starting the example relying app on {url(ports[EXAMPLE])}")
+            self._start(
+                "app",
+                "example relying app",
+                [python, str(ROOT / "devstack" / "guard.py"), python, str(EXAMPLE_APP)]
+                + ["--host", HOST, "--port", str(ports[EXAMPLE])],
+                **example_environment(ports, self.env),
+            )
         if self.web:
+            # After a sign-in that came from the example app (?state=...), the page posts the token there.
+            returns = {"VITE_RETURN_URL": url(ports[EXAMPLE]) + "/callback"} if self.example else {}
             self.out.say(f"starting the login page (vite) on {url(ports[WEB])}")
             self._start(
                 "web",
@@ -191,6 +232,7 @@ class Stack:
                 cwd=FRONTEND,
                 VITE_API_BASE_URL=url(ports[API]),
                 VITE_OTP_CODE_LENGTH=self.env.get("OTP_CODE_LENGTH", "6"),
+                **returns,
             )
         self._wait_for({"aws": url(ports[AWS]) + "/moto-api/"})
         self.out.say(
@@ -206,6 +248,8 @@ class Stack:
         targets = {"api": url(ports[API]) + "/", "aws": url(ports[MAILBOX]) + "/api/messages"}
         if self.web:
             targets["web"] = url(ports[WEB]) + "/"
+        if self.example:
+            targets["app"] = url(ports[EXAMPLE]) + "/"
         self._wait_for(targets)
 
     def watch(self) -> int:
@@ -231,9 +275,11 @@ def banner(
     env: Mapping[str, str],
     users: Sequence[str],
     web_problem: str | None,
+    example_problem: str | None = None,
 ) -> None:
     """The URLs, the demo user, how to add a user and how to stop."""
     login = url(ports[WEB]) if web_problem is None else f"(not started: {web_problem})"
+    example = url(ports[EXAMPLE]) if example_problem is None else f"(not started: {example_problem})"
     hint = []
     if ports[AWS] != AWS.default:
         hint.append(f"AWS_ENDPOINT_URL={url(ports[AWS])}")
@@ -242,6 +288,7 @@ def banner(
     out.plain()
     out.plain(f"  {READY_LINE}:")
     out.plain(f"    login page   {login}")
+    out.plain(f"    example app  {example}   a relying app: Sign in there, land back signed in")
     out.plain(f"    API          {url(ports[API])}   POST /otp, /otp/verify, /otp/resend")
     out.plain(f"    mailbox      {url(ports[MAILBOX])}   the codes arrive here (JSON: /api/messages)")
     out.plain(f"    AWS          {url(ports[AWS])}   moto server: DynamoDB + stream, SES, SSM")
@@ -259,8 +306,9 @@ def _arguments(argv: Sequence[str] | None) -> None:
         description="Run simple-otp on this machine: moto server, API, stream pump, mailbox, login page.",
         epilog=(
             "Ports: LOCAL_AWS_PORT (4566), LOCAL_API_PORT (8000), LOCAL_MAILBOX_PORT (8025), "
-            "LOCAL_WEB_PORT (5173). Any OTP_* variable overrides the local stage's value, "
-            "e.g. OTP_TTL_SECONDS=30 make run. Ctrl-C stops everything. See docs/local.md."
+            "LOCAL_WEB_PORT (5173), LOCAL_EXAMPLE_PORT (8081). Any OTP_* variable overrides the "
+            "local stage's value, e.g. OTP_TTL_SECONDS=30 make run. Ctrl-C stops everything. "
+            "See docs/local.md."
         ),
     )
     parser.parse_args(argv)
@@ -274,8 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = stack_environment(os.environ, ports)
         check_settings(env)
         web_problem = frontend_problem()
-        for port in (AWS, API, MAILBOX, WEB):
-            if port is not WEB or web_problem is None:
+        no_example = example_problem()
+        for port in (AWS, API, MAILBOX, WEB, EXAMPLE):
+            if (port is not WEB or web_problem is None) and (port is not EXAMPLE or no_example is None):
                 check_port_free(port, ports[port])
     except StackError as error:
         out.error(str(error))
@@ -287,13 +336,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.say("settings from your environment: " + ", ".join(f"{name}={env[name]}" for name in users))
     if web_problem is not None:
         out.say(f"login page skipped: {web_problem}")
+    if no_example is not None:
+        out.say(f"example relying app skipped: {no_example}")
 
-    stack = Stack(out, ports, env, web=web_problem is None)
+    stack = Stack(out, ports, env, web=web_problem is None, example=no_example is None)
     stack.install_signal_handlers()
     code = 0
     try:
         stack.start()
-        banner(out, ports, env, users, web_problem)
+        banner(out, ports, env, users, web_problem, no_example)
         code = stack.watch()
     except Stopped:
         code = 0

@@ -22,6 +22,7 @@ from devstack.environment import (
     AWS,
     DEMO_EMAIL,
     DEMO_PASSWORD,
+    EXAMPLE,
     WEB,
     StackError,
     read_ports,
@@ -97,6 +98,22 @@ def test_env_override_reaches_the_api_and_the_mailer(tuned_stack):
 
 
 @pytest.mark.stack
+def test_the_example_app_runs_with_the_stack(tuned_stack):
+    out = tuned_stack.output
+    assert f"example app  {tuned_stack.example_url}" in out  # in the ready output
+    assert (
+        f"example relying app on {tuned_stack.example_url}: issuer {tuned_stack.api_url}, "
+        f"audience simple-otp-local, keys {tuned_stack.api_url}/.well-known/jwks.json, "
+        f"login page {tuned_stack.web_url}/"
+    ) in out
+    page = tuned_stack.http.get(tuned_stack.example_url + "/", timeout=10)
+    assert page.status_code == 200 and '<a href="/login">Sign in</a>' in page.text
+    login = tuned_stack.http.get(tuned_stack.example_url + "/login", allow_redirects=False, timeout=10)
+    assert login.status_code == 303
+    assert login.headers["Location"].startswith(tuned_stack.web_url + "/?state=")
+
+
+@pytest.mark.stack
 def test_admin_add_user_against_the_running_stack(tuned_stack):
     email = "new.person@example.com"
     added = subprocess.run(
@@ -148,16 +165,17 @@ def test_a_killed_supervisor_leaves_nothing_running():
 
 
 @pytest.mark.stack
-def test_port_in_use_is_one_line_naming_the_port():
+@pytest.mark.parametrize("variable", ["LOCAL_API_PORT", "LOCAL_EXAMPLE_PORT"])
+def test_port_in_use_is_one_line_naming_the_port(variable):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_command({"LOCAL_API_PORT": str(port)})
+        result = run_command({variable: str(port)})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert str(port) in lines[0] and "LOCAL_API_PORT" in lines[0] and "in use" in lines[0]
+    assert str(port) in lines[0] and variable in lines[0] and "in use" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert "starting" not in result.stdout  # nothing was started
 
@@ -209,9 +227,39 @@ def test_allowed_origin_set_by_the_user_is_kept():
     assert env["OTP_ALLOWED_ORIGIN"] == "http://localhost:3000"
 
 
+def test_token_issuer_follows_the_api_port():
+    assert stack_environment({}, _ports())["OTP_TOKEN_ISSUER"] == "http://127.0.0.1:8000"
+    assert stack_environment({}, _ports(api=8100))["OTP_TOKEN_ISSUER"] == "http://127.0.0.1:8100"
+
+
+def test_token_issuer_set_by_the_user_is_kept():
+    env = stack_environment({"OTP_TOKEN_ISSUER": "https://sign-in.example.com"}, _ports(api=8100))
+    assert env["OTP_TOKEN_ISSUER"] == "https://sign-in.example.com"
+
+
+def test_example_app_trusts_the_local_api_for_the_local_audience():
+    from devstack.run import example_environment
+
+    ports = _ports(api=8100, web=5999, example=8181)
+    example = example_environment(ports, stack_environment({}, ports))
+    assert example == {
+        "EXAMPLE_ISSUER": "http://127.0.0.1:8100",
+        "EXAMPLE_AUDIENCE": "simple-otp-local",
+        "EXAMPLE_JWKS_URL": "http://127.0.0.1:8100/.well-known/jwks.json",
+        "EXAMPLE_LOGIN_URL": "http://127.0.0.1:5999/",
+    }
+    mine = {"OTP_TOKEN_ISSUER": "https://sign-in.example.com", "OTP_TOKEN_AUDIENCE": "my-app"}
+    example = example_environment(ports, stack_environment(mine, ports))
+    assert example["EXAMPLE_ISSUER"] == "https://sign-in.example.com"  # the tokens' iss...
+    assert example["EXAMPLE_JWKS_URL"] == "http://127.0.0.1:8100/.well-known/jwks.json"  # ...keys still local
+    assert example["EXAMPLE_AUDIENCE"] == "my-app"
+
+
 def test_default_ports_and_duplicates():
     ports = read_ports({})
-    assert (ports[AWS], ports[API], ports[WEB]) == (4566, 8000, 5173)
+    assert (ports[AWS], ports[API], ports[WEB], ports[EXAMPLE]) == (4566, 8000, 5173, 8081)
+    with pytest.raises(StackError, match="LOCAL_API_PORT and LOCAL_EXAMPLE_PORT are both 8081"):
+        read_ports({"LOCAL_API_PORT": "8081"})
     with pytest.raises(StackError, match="LOCAL_AWS_PORT and LOCAL_API_PORT are both 9000"):
         read_ports({"LOCAL_AWS_PORT": "9000", "LOCAL_API_PORT": "9000"})
     with pytest.raises(StackError, match="LOCAL_WEB_PORT=70000"):
