@@ -19,6 +19,9 @@ Leaving sends SIGINT (Ctrl-C), waits for the stack to stop, and fails with
 :class:`LeftoverProcesses` if any process it started, or any process in a
 process group it created, is still there.
 
+Every wait (coming up, mail, stopping) polls for its event and gives up only
+after a generous bound, ``WAIT_SECONDS`` (3 minutes to come up).
+
 Attributes: ``api_url``, ``mailbox_url``, ``web_url``, ``aws_url``,
 ``example_url``, ``output`` (console text so far), ``returncode`` (after
 leaving).
@@ -47,6 +50,10 @@ from devstack.run import READY_LINE, example_problem
 PYTHON = ROOT / ".venv" / "bin" / "python"
 COMMAND = [str(PYTHON if PYTHON.exists() else Path(sys.executable)), "-m", "devstack"]
 PORT_VARIABLES = tuple(port.variable for port in PORTS)
+# Each wait below returns as soon as what it waits for has happened; its bound
+# only stops a broken stack from hanging the run, so it leaves room for a
+# machine busy with other work (no test asserts how long anything took).
+WAIT_SECONDS = 120.0
 
 
 class StackFailed(RuntimeError):
@@ -164,7 +171,7 @@ class LocalStack:
         *,
         wait_web: bool | None = None,
         wait_example: bool | None = None,
-        timeout: float = 90.0,
+        timeout: float = 180.0,
     ) -> None:
         self.env = _free_port_environment(env)
         port = {name: self.env[name] for name in PORT_VARIABLES}
@@ -195,16 +202,16 @@ class LocalStack:
 
     def post(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
         """POST ``body`` as JSON to the API (``path`` like ``/otp``)."""
-        return self.http.post(self.api_url + path, json=body, timeout=30, **kwargs)
+        return self.http.post(self.api_url + path, json=body, timeout=WAIT_SECONDS, **kwargs)
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """The mailbox's messages (``GET /api/messages``), newest first; only those to ``to`` if given."""
-        response = self.http.get(self.mailbox_url + "/api/messages", timeout=10)
+        response = self.http.get(self.mailbox_url + "/api/messages", timeout=WAIT_SECONDS)
         response.raise_for_status()
         found = response.json()
         return [m for m in found if to is None or to in m["to"]]
 
-    def wait_for_mail(self, to: str, count: int = 1, timeout: float = 15.0) -> dict[str, Any]:
+    def wait_for_mail(self, to: str, count: int = 1, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
         """The newest message to ``to`` once there are at least ``count`` of them."""
         deadline = time.monotonic() + timeout
         while True:
@@ -258,7 +265,7 @@ class LocalStack:
         self._started = descendants(self._process.pid)
         return self
 
-    def stop(self, check: bool = True, timeout: float = 30.0) -> None:
+    def stop(self, check: bool = True, timeout: float = WAIT_SECONDS) -> None:
         """Ctrl-C, wait, then check that nothing it started is left (kills and fails if so)."""
         process = self._process
         if process is None or self.returncode is not None:
@@ -291,7 +298,7 @@ class LocalStack:
         self.http.close()
 
 
-def run_command(env: Mapping[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_command(env: Mapping[str, str], timeout: float = WAIT_SECONDS) -> subprocess.CompletedProcess[str]:
     """Run the stack command to completion (for start-up errors): free ports plus ``env``."""
     return subprocess.run(
         COMMAND,
