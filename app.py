@@ -12,11 +12,13 @@ from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 
-from chalicelib import challenges, delivery, inputs, settings
+from chalicelib import challenges, delivery, inputs, settings, tokens
+from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
     InvalidCredentials,
     InvalidRequest,
+    MethodNotAllowed,
     OtpError,
     RateLimited,
     ServiceUnavailable,
@@ -37,6 +39,7 @@ STATUS: dict[type[OtpError], int] = {
     InvalidRequest: 400,
     InvalidCredentials: 401,
     InvalidCode: 401,
+    MethodNotAllowed: 405,
     SessionClosed: 410,
     RateLimited: 429,
     ServiceUnavailable: 503,
@@ -51,7 +54,11 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 def _error_response(error: Exception) -> Response:
     if isinstance(error, OtpError):
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+        headers = None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
+        elif isinstance(error, MethodNotAllowed):
+            headers = {"Allow": error.fields["allowed"]}
         return _json(STATUS[type(error)], error.body(), headers)
     busy, code = aws_unavailable(error)
     if busy:
@@ -66,6 +73,16 @@ def _handle(call: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
     try:
         body = inputs.parse_body(request.raw_body, request.headers.get("content-type"))
         return _json(200, call(body))
+    except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer
+        return _error_response(error)
+
+
+def _published(call: Callable[[], dict[str, Any]]) -> Response:
+    """A public document: GET only, cacheable by anyone."""
+    try:
+        if app.current_request.method != "GET":
+            raise MethodNotAllowed("GET")
+        return _json(200, call(), {"Cache-Control": f"public, max-age={int(tokens.CACHE_SECONDS)}"})
     except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer
         return _error_response(error)
 
@@ -87,6 +104,20 @@ def verify_code() -> Response:
 @app.route("/otp/resend", **ROUTE)
 def resend_code() -> Response:
     return _handle(lambda body: challenges.resend(SETTINGS, body, _source_ip()))
+
+
+# Every method is routed here so that the others get the JSON error shape (405).
+PUBLISHED = {"methods": ["GET", "POST", "PUT", "PATCH", "DELETE"], "content_types": ["*/*"]}
+
+
+@app.route("/.well-known/jwks.json", **PUBLISHED)
+def jwks() -> Response:
+    return _published(lambda: tokens.jwks(SETTINGS, now()))
+
+
+@app.route("/.well-known/openid-configuration", **PUBLISHED)
+def openid_configuration() -> Response:
+    return _published(lambda: tokens.discovery(SETTINGS))
 
 
 @app.on_dynamodb_record(

@@ -38,7 +38,7 @@ FLOWS = ("sign-in", "delivery", "resend", "verify")
 TARGETS: dict[str, tuple[str, int]] = {
     "sign-in": ("<=", 3),
     "delivery": ("<=", 2),
-    "verify": ("==", 1),
+    "verify": ("<=", 2),  # one conditional write; a right code adds one KMS Sign
     "resend": ("<=", 2),
 }
 ROUTES = {"sign-in": "/otp", "resend": "/otp/resend", "verify": "/otp/verify"}
@@ -164,7 +164,7 @@ def _moto(recorder: Recorder) -> Iterator[dict[str, Any]]:
     from moto import mock_aws
 
     with mock_aws():
-        from chalicelib import aws, keys, settings
+        from chalicelib import aws, keys, settings, tokens
         from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
         from ops.provision import provision
         from ops.users import add_user
@@ -172,13 +172,20 @@ def _moto(recorder: Recorder) -> Iterator[dict[str, Any]]:
         recorder.install()
         aws.reset()
         keys.forget()
-        result = provision(TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"])
+        tokens.forget()
+        result = provision(
+            TEST_ENV["OTP_TABLE_NAME"],
+            TEST_ENV["OTP_KEY_PARAMETER"],
+            TEST_ENV["OTP_SENDER"],
+            TEST_ENV["OTP_TOKEN_KEY_ID"],
+        )
         add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
         try:
             yield result
         finally:
             aws.reset()
             keys.forget()
+            tokens.forget()
             recorder.uninstall()
 
 
@@ -420,7 +427,17 @@ def run(iterations: int, warmup: int = 2, argon2_repeats: int = 20) -> Result:
             quiet()
         result.original_failures = sum(sum(s.recording.errors.values()) for s in result.samples)
         with _moto(recorder):
+            from chalicelib import aws
+            from devstack.testenv import TEST_ENV
+
+            # this emulator made its own signing key: the same calls, aimed at it
+            signing_key = aws.client("kms").describe_key(KeyId=TEST_ENV["OTP_TOKEN_KEY_ID"])["KeyMetadata"][
+                "Arn"
+            ]
             for n, sample in enumerate(result.samples):  # same calls, same order, nothing around them
+                for call in sample.recording.calls:
+                    if call.service == "kms" and call.params.get("KeyId", "").startswith("arn:"):
+                        call.params["KeyId"] = signing_key
                 prepared = prepare(sample.recording.calls)
                 with recorder.record() as again:
                     failed, wall, cpu = _timed(lambda p=prepared: replay(p))
@@ -514,6 +531,7 @@ def measure(size: dict[str, int]) -> dict[str, Any]:
         "chalice_floor": result.floor,
         "replay_failures": result.replay_failures,
         "original_failures": result.original_failures,
+        "original_errors": sorted({code for sample in result.samples for code in sample.recording.errors}),
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib import credentials, store
+from chalicelib import codes, credentials, store
 from chalicelib.clock import now
 from chalicelib.mail import mask
 from chalicelib.settings import Settings
@@ -34,13 +34,15 @@ def _end_sessions(cfg: Settings, user: dict[str, Any]) -> int:
 def set_password(cfg: Settings, email: str, password: str) -> int:
     """Create the account (enabled) or replace its password; returns the sessions it ended."""
     changes = {"password_hash": credentials.hash_password(password), "disabled": False}
-    user = store.save_user(cfg.table_name, email, changes, now(), create=True)
+    user = store.save_user(cfg.table_name, email, changes, now(), create=True, new_sub=codes.new_account_id())
     return _end_sessions(cfg, user or {"email": email})
 
 
 def set_disabled(cfg: Settings, email: str, disabled: bool) -> int:
     """Disable or enable the account; NoSuchAccount when there is none."""
-    user = store.save_user(cfg.table_name, email, {"disabled": disabled}, now(), create=False)
+    user = store.save_user(
+        cfg.table_name, email, {"disabled": disabled}, now(), create=False, new_sub=codes.new_account_id()
+    )
     if user is None:
         raise NoSuchAccount(email)
     return _end_sessions(cfg, user)

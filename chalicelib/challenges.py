@@ -11,7 +11,7 @@ the slot given back), 2 when it is wrong or the failed sign-in cap is
 reached (refused before the hash), 4 when the password is right but a send
 limit refuses (the slot is given back in a write of its own); resend = 2 (read the session, one
 transaction); verify = 1 (one conditional update; 2 for a session made
-just before a key rotation). Plus one SSM read per key version and
+just before a key rotation), plus one KMS Sign when the code is right. Plus one SSM read per key version and
 container, and one every few minutes to learn the current version.
 """
 
@@ -21,7 +21,7 @@ import hashlib
 import logging
 from typing import Any, Literal
 
-from chalicelib import codes, credentials, inputs, keys, store
+from chalicelib import codes, credentials, inputs, keys, store, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
@@ -107,10 +107,13 @@ def _new_send(
 
 def _account(email: str, user: dict[str, Any], at: int) -> store.Account:
     sessions = user.get("sessions")
+    sub = user.get("sub")
     return store.Account(
         email=email,
         version=user.get("version"),
         has_sessions=isinstance(sessions, dict),
+        sub=sub or codes.new_account_id(),  # an account from before ids gets one now
+        sub_is_new=not sub,
         expired_sessions=tuple(h for h, end in (sessions or {}).items() if int(end) <= at),
     )
 
@@ -229,7 +232,10 @@ def verify(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
         raise SessionClosed(reason)
     if codes.codes_equal(str(before.get("code_tag", "")), tag):
         log.info("verified: session=%s", label)
-        return {"verified": True, "email": before["email"]}
+        token = tokens.issue(
+            cfg, sub=before["sub"], email=before["email"], auth_time=int(before["created_at"]), at=at
+        )
+        return {"verified": True, "email": before["email"], **token}
     remaining = cfg.max_attempts - (int(before.get("attempts", 0)) + 1)
     log.info("wrong code: session=%s attempts_remaining=%d", label, remaining)
     raise InvalidCode(remaining)

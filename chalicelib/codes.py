@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 
 SESSION_ID_BYTES = 32  # 256 bits of randomness, well above the 128-bit floor
 NONCE_BYTES = 16
@@ -20,6 +21,11 @@ NONCE_BYTES = 16
 def new_session_id() -> str:
     """A URL-safe random session id (256 bits from ``secrets``)."""
     return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def new_account_id() -> str:
+    """An opaque, stable id for an account (the tokens' ``sub``): random, not the email."""
+    return str(uuid.uuid4())
 
 
 def new_nonce() -> bytes:

@@ -55,6 +55,13 @@ class SessionClosed(OtpError):
         self.reason = reason
 
 
+class MethodNotAllowed(OtpError):
+    code = "method_not_allowed"
+
+    def __init__(self, allowed: str) -> None:
+        super().__init__(f"This path answers {allowed} only.", allowed=allowed)
+
+
 class RateLimited(OtpError):
     code = "rate_limited"
 

@@ -25,6 +25,9 @@ class Settings:
     sender: str
     key_parameter: str
     allowed_origin: str
+    token_key_id: str
+    token_audience: str
+    token_issuer: str
     code_length: int = 6
     ttl_seconds: int = 300
     max_attempts: int = 5
@@ -34,6 +37,8 @@ class Settings:
     failed_sign_ins_per_email_per_hour: int = 20
     failed_sign_ins_per_ip_per_hour: int = 100
     session_max_seconds: int = 1800
+    token_ttl_seconds: int = 300
+    token_grace_seconds: int = 86400
 
 
 # name -> (field, minimum, maximum)
@@ -47,6 +52,10 @@ _INTEGERS: dict[str, tuple[str, int, int]] = {
     "OTP_FAILED_SIGN_INS_PER_EMAIL_PER_HOUR": ("failed_sign_ins_per_email_per_hour", 1, 1000),
     "OTP_FAILED_SIGN_INS_PER_IP_PER_HOUR": ("failed_sign_ins_per_ip_per_hour", 1, 100000),
     "OTP_SESSION_MAX_SECONDS": ("session_max_seconds", 10, 86400),
+    "OTP_TOKEN_TTL_SECONDS": ("token_ttl_seconds", 60, 3600),
+    # a previous signing key stays published this long after a rotation; at least
+    # what a token lives plus the time caches take to learn of the new key
+    "OTP_TOKEN_GRACE_SECONDS": ("token_grace_seconds", 4200, 30 * 86400),
 }
 
 _REQUIRED: dict[str, str] = {
@@ -55,6 +64,9 @@ _REQUIRED: dict[str, str] = {
     "OTP_SENDER": "sender",
     "OTP_KEY_PARAMETER": "key_parameter",
     "OTP_ALLOWED_ORIGIN": "allowed_origin",
+    "OTP_TOKEN_KEY_ID": "token_key_id",
+    "OTP_TOKEN_AUDIENCE": "token_audience",
+    "OTP_TOKEN_ISSUER": "token_issuer",
 }
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -63,6 +75,16 @@ _SENDER = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?$")
 _PARAMETER = re.compile(r"^/?[A-Za-z0-9_.\-/]{1,1011}$")
 # https for any host; plain http only for this machine (the local stack).
 _ORIGIN = re.compile(r"(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d{1,5})?")
+
+# A KMS key id, key ARN, alias name or alias ARN.
+_KMS_KEY = re.compile(
+    r"(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})|[A-Za-z0-9-]{1,64}"
+)
+_AUDIENCE = re.compile(r"[\x21-\x7e]{1,256}")
+# The API's public base URL: https (http only on this machine), no trailing slash, no query.
+_ISSUER = re.compile(
+    r"(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d{1,5})?(/[A-Za-z0-9._~-]+)*"
+)
 
 _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_TABLE_NAME": (_TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
@@ -76,6 +98,13 @@ _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
         _ORIGIN,
         "one https origin such as https://login.example.com (no path, no *; "
         "http only for localhost or 127.0.0.1)",
+    ),
+    "OTP_TOKEN_KEY_ID": (_KMS_KEY, "a KMS key id, key ARN or alias such as alias/simple-otp-dev-token"),
+    "OTP_TOKEN_AUDIENCE": (_AUDIENCE, "the audience of the tokens, such as https://app.example.com"),
+    "OTP_TOKEN_ISSUER": (
+        _ISSUER,
+        "the API's public base URL such as https://abc.execute-api.us-east-1.amazonaws.com/api "
+        "(no trailing slash; http only for localhost or 127.0.0.1)",
     ),
 }
 

@@ -150,6 +150,8 @@ class Account:
     email: str
     version: int | None  # None: an item from before versions existed
     has_sessions: bool  # whether the open-sessions map exists yet
+    sub: str  # the account's opaque id
+    sub_is_new: bool = False  # an account from before ids: the sign-in gives it this one
     expired_sessions: tuple[str, ...] = ()  # map entries to prune
 
 
@@ -188,7 +190,7 @@ def get_user(table: str, email: str) -> dict[str, Any] | None:
 
 
 def save_user(
-    table: str, email: str, changes: Mapping[str, Any], now: int, create: bool
+    table: str, email: str, changes: Mapping[str, Any], now: int, create: bool, new_sub: str
 ) -> dict[str, Any] | None:
     """Apply ``changes`` to the user item and bump its version, in one UpdateItem.
 
@@ -199,12 +201,13 @@ def save_user(
     """
     from botocore.exceptions import ClientError
 
-    values = {":kind": "user", ":email": email, ":now": now, ":one": 1, ":empty": {}}
+    values = {":kind": "user", ":email": email, ":now": now, ":one": 1, ":empty": {}, ":sub": new_sub}
     sets = [
         "kind = :kind",
         "email = :email",
         "updated_at = :now",
         "sessions = if_not_exists(sessions, :empty)",
+        "#sub = if_not_exists(#sub, :sub)",
     ]
     for index, (name, value) in enumerate(changes.items()):
         sets.append(f"{name} = :c{index}")
@@ -213,6 +216,7 @@ def save_user(
         "TableName": table,
         "Key": to_ddb({"pk": user_key(email)}),
         "UpdateExpression": "SET " + ", ".join(sets) + " ADD version :one",
+        "ExpressionAttributeNames": {"#sub": "sub"},
         "ExpressionAttributeValues": to_ddb(values),
         "ReturnValues": "ALL_NEW",
     }
@@ -407,6 +411,7 @@ def create_session(
         "expires_at": send.expires_at,
         "created_at": created_at,
         "ends_at": session_ends_at,
+        "sub": account.sub,
     }
     put = {
         "Put": {
@@ -423,21 +428,26 @@ def create_session(
 
 
 def _register_session(table: str, account: Account, session_hash: str, ends_at: int) -> dict[str, Any]:
-    names = {"#new": session_hash}
-    values: dict[str, Any] = {":ends": ends_at}
+    """The account's side of a new session: listed among its open sessions, the
+    account unchanged since it was read, and given its id if it had none."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    removes = []
     if account.has_sessions:
-        update = "SET sessions.#new = :ends"
-        removes = []
+        sets = ["sessions.#new = :ends"]
+        names["#new"], values[":ends"] = session_hash, ends_at
         for index, old in enumerate(account.expired_sessions[:20]):
             names[f"#old{index}"] = old
             removes.append(f"sessions.#old{index}")
-        if removes:
-            update += " REMOVE " + ", ".join(removes)
         condition = "attribute_exists(sessions)"
     else:
-        update, condition = "SET sessions = :map", "attribute_not_exists(sessions)"
-        names = {}
-        values = {":map": {session_hash: ends_at}}
+        sets, condition = ["sessions = :map"], "attribute_not_exists(sessions)"
+        values[":map"] = {session_hash: ends_at}
+    if account.sub_is_new:
+        sets.append("#sub = :sub")
+        names["#sub"], values[":sub"] = "sub", account.sub
+        condition += " AND attribute_not_exists(#sub)"
+    update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     if account.version is None:
         condition += " AND attribute_not_exists(version) AND attribute_exists(pk)"
     else:

@@ -167,7 +167,9 @@ class Stack:
         aws.reset()
         keys.forget()
         env = self.env
-        result = provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+        result = provision(
+            env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"], env["OTP_TOKEN_KEY_ID"]
+        )
         add_user(settings.load(env), DEMO_EMAIL, DEMO_PASSWORD)
         return str(result["stream_arn"])
 

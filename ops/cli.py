@@ -7,6 +7,8 @@
     simple-otp --stage dev provision --write-config   # ...and config + policies
     simple-otp --stage dev policy [--check]           # IAM policy files
     simple-otp --stage dev deprovision --yes          # delete what provision made
+    simple-otp --stage dev rotate-token-key           # a new token signing key
+    simple-otp backfill-ids                           # ids for accounts made before them
 
 ``--stage NAME`` (default ``local``) reads that stage's environment variables
 from ``.chalice/config.json``; variables already set in the environment win.
@@ -30,12 +32,11 @@ PROG = "simple-otp"
 
 def _provision_command(args: argparse.Namespace, out: TextIO) -> int:
     env: Mapping[str, str] = os.environ
-    missing = [n for n in ("OTP_TABLE_NAME", "OTP_KEY_PARAMETER", "OTP_SENDER") if not env.get(n)]
-    if missing:
-        raise OpsError(f"{missing[0]} is not set for stage {args.stage}")
-    result = provision.provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+    table, parameter, sender, token_key = _names(env, args.stage)
+    result = provision.provision(table, parameter, sender, token_key)
     print(f"table {result['table']} ready (stream NEW_IMAGE, TTL on expires_at)", file=out)
     print(f"code key {env['OTP_KEY_PARAMETER']} {'created' if result['key_created'] else 'kept'}", file=out)
+    print(f"token key {token_key} {'created' if result['token_key_created'] else 'kept'}", file=out)
     print(f"sender {result['sender']}: {result['sender_status']}", file=out)
     if result["sender_status"] != "verified":
         print("  open the link SES mailed to that address, then run provision again", file=out)
@@ -70,19 +71,52 @@ def _policy_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+_NAMES = ("OTP_TABLE_NAME", "OTP_KEY_PARAMETER", "OTP_SENDER", "OTP_TOKEN_KEY_ID")
+
+
+def _names(env: Mapping[str, str], stage_name: str) -> tuple[str, str, str, str]:
+    """What provisioning names: table, code key parameter, sender, token key alias."""
+    missing = [name for name in _NAMES if not env.get(name)]
+    if missing:
+        raise OpsError(f"{missing[0]} is not set for stage {stage_name}")
+    table, parameter, sender, token_key = (env[name] for name in _NAMES)
+    return table, parameter, sender, token_key
+
+
 def _deprovision_command(args: argparse.Namespace, out: TextIO) -> int:
-    env: Mapping[str, str] = os.environ
-    table, parameter, sender = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"]
+    table, parameter, sender, token_key = _names(os.environ, args.stage)
     if not args.yes:
         raise OpsError(
-            f"this deletes table {table} with every user, code key {parameter} and sender "
-            f"{provision.sender_address(sender)}; add --yes to go ahead"
+            f"this deletes table {table} with every user, code key {parameter}, token key {token_key} "
+            f"and sender {provision.sender_address(sender)}; add --yes to go ahead"
         )
-    removed = provision.deprovision(table, parameter, sender, keep_sender=args.keep_sender)
+    removed = provision.deprovision(table, parameter, sender, token_key, keep_sender=args.keep_sender)
     for what in removed:
         print(f"deleted {what}", file=out)
     if not removed:
         print("nothing to delete", file=out)
+    return 0
+
+
+def _rotate_command(args: argparse.Namespace, out: TextIO) -> int:
+    from chalicelib.tokens import PUBLISH_LEAD_SECONDS
+
+    key_id = os.environ.get("OTP_TOKEN_KEY_ID", "")
+    if not key_id:
+        raise OpsError(f"OTP_TOKEN_KEY_ID is not set for stage {args.stage}")
+    new, old = provision.rotate_token_key(key_id)
+    print(f"token key {key_id}: new key {new}; {old} is now the previous key", file=out)
+    print(
+        f"  the new key is published now and signs from {int(PUBLISH_LEAD_SECONDS)} s on; the previous "
+        "one stays in the JWKS for OTP_TOKEN_GRACE_SECONDS",
+        file=out,
+    )
+    return 0
+
+
+def _backfill_command(args: argparse.Namespace, out: TextIO) -> int:
+    count = users.backfill_ids(stage.load_settings())
+    print(f"{count} account(s) given an id", file=out)
     return 0
 
 
@@ -137,10 +171,20 @@ def parser() -> argparse.ArgumentParser:
     deprovision_parser = commands.add_parser(
         "deprovision",
         parents=[stage_option],
-        help="delete the table (users too), code key and sender identity",
+        help="delete the table (users too), code key, token key and sender identity",
     )
     deprovision_parser.add_argument("--yes", action="store_true", help="really delete")
     deprovision_parser.add_argument("--keep-sender", action="store_true", help="keep the SES identity")
+    commands.add_parser(
+        "rotate-token-key",
+        parents=[stage_option],
+        help="a new token signing key; the previous one stays published for a grace period",
+    )
+    commands.add_parser(
+        "backfill-ids",
+        parents=[stage_option],
+        help="give every account made before account ids its id now (sign-in also does it)",
+    )
     return main_parser
 
 
@@ -161,6 +205,10 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             return _policy_command(args, out)
         if args.command == "deprovision":
             return _deprovision_command(args, out)
+        if args.command == "rotate-token-key":
+            return _rotate_command(args, out)
+        if args.command == "backfill-ids":
+            return _backfill_command(args, out)
         return _user_command(args, stdin, out)
     except OpsError as error:
         print(f"error: {error}", file=sys.stderr)

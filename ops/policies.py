@@ -42,7 +42,7 @@ def role_policies(
     --write-config`` sets to the real stream), so every resource is named
     exactly: this table, this stream, this parameter, this sender.
     """
-    names = ("OTP_TABLE_NAME", "OTP_STREAM_ARN", "OTP_SENDER", "OTP_KEY_PARAMETER")
+    names = ("OTP_TABLE_NAME", "OTP_STREAM_ARN", "OTP_SENDER", "OTP_KEY_PARAMETER", "OTP_TOKEN_KEY_ID")
     missing = [name for name in names if not env.get(name)]
     if missing:
         raise OpsError(f"{missing[0]} is not set for stage {stage}")
@@ -71,6 +71,25 @@ def role_policies(
             "Resource": [group, f"{group}:*"],
         }
 
+    # The token signing key: found by its alias (DescribeKey), its public key
+    # read for the JWKS, tokens signed with it. Only the stage's key, and the
+    # previous one during a rotation's grace period, by their aliases (the key
+    # behind an alias changes at every rotation; the policy need not).
+    from chalicelib.tokens import alias_name, previous_alias
+
+    token_alias = alias_name(env["OTP_TOKEN_KEY_ID"])
+    if token_alias is None:
+        raise OpsError(
+            f"OTP_TOKEN_KEY_ID of stage {stage} is not an alias (alias/NAME): the policy names aliases"
+        )
+    aliases = [token_alias, str(previous_alias(token_alias))]
+    token_key = {
+        "Sid": "SignTokens",
+        "Effect": "Allow",
+        "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"],
+        "Resource": arn("kms", "key/*"),
+        "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": aliases}},
+    }
     code_key = [
         {
             # Each session's code is derived with the key version it was made
@@ -112,6 +131,7 @@ def role_policies(
             ],
             "Resource": table_arn,
         },
+        token_key,
         *code_key,
     ]
     mailer = [

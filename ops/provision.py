@@ -156,29 +156,128 @@ def ensure_sender(sender: str) -> str:
     return "verification sent"
 
 
-def provision(table: str, parameter: str, sender: str) -> dict[str, Any]:
+# ---------------------------------------------------------------- token signing key
+
+TOKEN_KEY_SPEC = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}
+
+
+def _alias_target(alias: str) -> str | None:
+    """The key id an alias points at, or None when there is no such alias."""
+    kms = aws.client("kms")
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+    except kms.exceptions.NotFoundException:
+        return None
+
+
+def _new_token_key(alias: str) -> str:
+    meta = aws.client("kms").create_key(
+        Description=f"simple-otp token signing key ({alias})",
+        Tags=[{"TagKey": "simple-otp", "TagValue": alias}],
+        **TOKEN_KEY_SPEC,
+    )["KeyMetadata"]
+    return str(meta["KeyId"])
+
+
+def _token_alias(key_id: str) -> str:
+    from chalicelib.tokens import alias_name
+
+    name = alias_name(key_id)
+    if name is None:
+        raise OpsError(f"OTP_TOKEN_KEY_ID={key_id} is not an alias: provisioning and rotation need one")
+    return name
+
+
+def ensure_token_key(key_id: str) -> bool:
+    """Create the token signing key (ECC_NIST_P256, SIGN_VERIFY) and its alias if missing.
+
+    An existing key is kept, but only if it is an asymmetric P-256 signing key.
+    """
+    alias = _token_alias(key_id)
+    target = _alias_target(alias)
+    if target is not None:
+        meta = aws.client("kms").describe_key(KeyId=target)["KeyMetadata"]
+        if meta.get("KeySpec") != "ECC_NIST_P256" or meta.get("KeyUsage") != "SIGN_VERIFY":
+            raise OpsError(f"{alias} points at a key that is not ECC_NIST_P256 SIGN_VERIFY")
+        return False
+    aws.client("kms").create_alias(AliasName=alias, TargetKeyId=_new_token_key(alias))
+    return True
+
+
+def rotate_token_key(key_id: str) -> tuple[str, str]:
+    """A new signing key under the alias; the key before it moves to ``<alias>-previous``.
+
+    Returns (new key id, previous key id). The API keeps signing with the
+    previous key until the new one has been published for a while, and the
+    JWKS lists the previous key for OTP_TOKEN_GRACE_SECONDS (chalicelib.tokens).
+    """
+    from chalicelib.tokens import previous_alias
+
+    alias = _token_alias(key_id)
+    old = _alias_target(alias)
+    if old is None:
+        raise OpsError(f"no key under {alias}: run provision first")
+    kms = aws.client("kms")
+    new = _new_token_key(alias)
+    previous = str(previous_alias(alias))
+    retired = _alias_target(previous)
+    if retired is None:
+        kms.create_alias(AliasName=previous, TargetKeyId=old)
+    else:
+        kms.update_alias(AliasName=previous, TargetKeyId=old)
+    kms.update_alias(AliasName=alias, TargetKeyId=new)
+    if retired is not None and retired != old:
+        kms.schedule_key_deletion(KeyId=retired, PendingWindowInDays=7)
+    return new, old
+
+
+def delete_token_keys(key_id: str) -> list[str]:
+    """Delete the aliases and schedule their keys' deletion (KMS waits 7 days at least)."""
+    from chalicelib.tokens import previous_alias
+
+    alias = _token_alias(key_id)
+    kms = aws.client("kms")
+    removed = []
+    for name in (alias, str(previous_alias(alias))):
+        target = _alias_target(name)
+        if target is None:
+            continue
+        kms.delete_alias(AliasName=name)
+        kms.schedule_key_deletion(KeyId=target, PendingWindowInDays=7)
+        removed.append(f"token key {name} (deletion scheduled in 7 days)")
+    return removed
+
+
+def provision(table: str, parameter: str, sender: str, token_key: str) -> dict[str, Any]:
     """Create what the app needs and Chalice does not; safe to run again.
 
     The table (stream NEW_IMAGE, TTL on ``expires_at``), the SecureString
-    code key and the SES sender identity. Nothing that exists is replaced.
+    code key, the token signing key in KMS (with its alias) and the SES
+    sender identity. Nothing that exists is replaced.
     """
     stream_arn = ensure_table(table)
     created_key = ensure_code_key(parameter)
+    created_token_key = ensure_token_key(token_key)
     sender_status = ensure_sender(sender)
     return {
         "table": table,
         "stream_arn": stream_arn,
         "key_created": created_key,
+        "token_key": token_key,
+        "token_key_created": created_token_key,
         "sender": sender,
         "sender_status": sender_status,
     }
 
 
-def deprovision(table: str, parameter: str, sender: str, keep_sender: bool = False) -> list[str]:
+def deprovision(
+    table: str, parameter: str, sender: str, token_key: str, keep_sender: bool = False
+) -> list[str]:
     """Delete what :func:`provision` created (users included); safe to run again."""
     removed = []
     if delete_table(table):
         removed.append(f"table {table}")
+    removed += delete_token_keys(token_key)
     ssm = aws.client("ssm")
     try:
         ssm.delete_parameter(Name=parameter)

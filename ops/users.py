@@ -52,3 +52,38 @@ def set_disabled(cfg: settings.Settings, email: str, disabled: bool) -> str:
     except accounts.NoSuchAccount:
         raise OpsError(f"no user {email}") from None
     return email
+
+
+def backfill_ids(cfg: settings.Settings) -> int:
+    """Give every account without an id (made before ids existed) one; returns how many.
+
+    A sign-in does the same for its own account; this is for doing it at once.
+    Each write holds only while the account still has no id.
+    """
+    from chalicelib import aws, codes
+    from chalicelib.store import from_ddb, to_ddb
+
+    client = aws.client("dynamodb")
+    given = 0
+    for page in client.get_paginator("scan").paginate(
+        TableName=cfg.table_name,
+        FilterExpression="kind = :user AND attribute_not_exists(#sub)",
+        ExpressionAttributeNames={"#sub": "sub"},
+        ExpressionAttributeValues=to_ddb({":user": "user"}),
+        ConsistentRead=True,
+    ):
+        for raw in page.get("Items", []):
+            item = from_ddb(raw) or {}
+            try:
+                client.update_item(
+                    TableName=cfg.table_name,
+                    Key=to_ddb({"pk": item["pk"]}),
+                    UpdateExpression="SET #sub = :sub",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#sub)",
+                    ExpressionAttributeNames={"#sub": "sub"},
+                    ExpressionAttributeValues=to_ddb({":sub": codes.new_account_id()}),
+                )
+                given += 1
+            except client.exceptions.ConditionalCheckFailedException:
+                pass  # a sign-in gave it one meanwhile
+    return given

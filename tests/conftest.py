@@ -24,18 +24,24 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         from chalice.test import Client
 
-        from chalicelib import aws, keys, settings
+        from chalicelib import aws, keys, settings, tokens
         from ops.provision import provision
         from ops.users import add_user
 
         aws.reset()
         keys.forget()
+        tokens.forget()
         import app as app_module
         from devstack.emulator import keep_streams_across_rollbacks
 
         keep_streams_across_rollbacks()  # the same emulator fidelity fix as the local stack
 
-        result = provision(TEST_ENV["OTP_TABLE_NAME"], TEST_ENV["OTP_KEY_PARAMETER"], TEST_ENV["OTP_SENDER"])
+        result = provision(
+            TEST_ENV["OTP_TABLE_NAME"],
+            TEST_ENV["OTP_KEY_PARAMETER"],
+            TEST_ENV["OTP_SENDER"],
+            TEST_ENV["OTP_TOKEN_KEY_ID"],
+        )
         add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
         from devstack.streams import StreamReader
 
@@ -48,6 +54,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             )
         aws.reset()
         keys.forget()
+        tokens.forget()
 
 
 @pytest.fixture

@@ -83,3 +83,14 @@ def serialize_dynamodb() -> list[Any]:
         setattr(DynamoDBBackend, name, locked)
         undo.append(lambda name=name, original=original: setattr(DynamoDBBackend, name, original))
     return undo
+
+
+VERIFIED_FIELDS = {"verified", "email", "token", "token_type", "expires_in"}
+
+
+def verified_as(body: Any) -> str:
+    """The email of a successful verify answer, after checking its shape (token fields included)."""
+    assert isinstance(body, dict) and set(body) == VERIFIED_FIELDS, body
+    assert body["verified"] is True and body["token_type"] == "Bearer", body
+    assert body["token"].count(".") == 2 and isinstance(body["expires_in"], int)
+    return str(body["email"])

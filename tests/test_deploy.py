@@ -85,13 +85,22 @@ def _inventory() -> dict[str, Any]:
 def test_provision_creates_exactly_what_the_app_needs_twice_in_a_row(moto_aws):
     env = dev_env()
     table, parameter, sender = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"]
-    first = provision(table, parameter, sender)
-    ddb, ssm = aws.client("dynamodb"), aws.client("ssm")
+    token_key = env["OTP_TOKEN_KEY_ID"]
+    first = provision(table, parameter, sender, token_key)
+    ddb, ssm, kms = aws.client("dynamodb"), aws.client("ssm"), aws.client("kms")
     key = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    signing = kms.describe_key(KeyId=token_key)["KeyMetadata"]
 
-    second = provision(table, parameter, sender)
+    second = provision(table, parameter, sender, token_key)
 
     assert first["key_created"] is True and second["key_created"] is False
+    assert first["token_key_created"] is True and second["token_key_created"] is False
+    assert kms.describe_key(KeyId=token_key)["KeyMetadata"]["KeyId"] == signing["KeyId"], "token key replaced"
+    assert (signing["KeySpec"], signing["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    ours = [
+        a["AliasName"] for a in kms.list_aliases()["Aliases"] if not a["AliasName"].startswith("alias/aws/")
+    ]
+    assert ours == [token_key]
     assert second["stream_arn"] == first["stream_arn"]
     assert _inventory() == {
         "tables": [table],
@@ -134,7 +143,7 @@ def test_provision_refuses_what_it_cannot_fix(moto_aws, capsys, monkeypatch):
     definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
     aws.client("dynamodb").create_table(**definition)
     with pytest.raises(OpsError, match="KEYS_ONLY"):
-        provision(table, parameter, env["OTP_SENDER"])
+        provision(table, parameter, env["OTP_SENDER"], env["OTP_TOKEN_KEY_ID"])
 
     aws.client("ssm").put_parameter(Name="/plain/key", Value="x", Type="String")
     with pytest.raises(OpsError, match="not a SecureString"):
@@ -175,7 +184,8 @@ def test_provision_cli_writes_config_and_policies(moto_aws, tmp_path, monkeypatc
 def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys):
     _without_otp_settings(monkeypatch)
     env = dev_env()
-    provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"])
+    provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"], env["OTP_TOKEN_KEY_ID"])
+    token_key = aws.client("kms").describe_key(KeyId=env["OTP_TOKEN_KEY_ID"])["KeyMetadata"]["KeyId"]
 
     assert cli.main(["deprovision", "--stage", STAGE], out=io.StringIO()) == 2
     assert "--yes" in capsys.readouterr().err
@@ -183,8 +193,11 @@ def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys
 
     out = io.StringIO()
     assert cli.main(["deprovision", "--stage", STAGE, "--yes"], out=out) == 0
-    assert out.getvalue().count("deleted") == 3
+    assert out.getvalue().count("deleted") == 4
     assert _inventory() == {"tables": [], "parameters": [], "identities": []}
+    kms = aws.client("kms")
+    assert [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == env["OTP_TOKEN_KEY_ID"]] == []
+    assert kms.describe_key(KeyId=token_key)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     again = io.StringIO()
     assert cli.main(["deprovision", "--stage", STAGE, "--yes"], out=again) == 0
     assert "nothing to delete" in again.getvalue()

@@ -46,6 +46,12 @@ NOT_CALLED_BY_CODE = {
 }
 
 
+# Method names the scan finds that are not calls of that service, with the reason.
+NOT_AWS_CALLS = {
+    ("kms", "Verify"): "argon2's PasswordHasher.verify; the service never verifies its own tokens",
+}
+
+
 # ---------------------------------------------------------------- the evaluator
 
 
@@ -55,6 +61,10 @@ def _listed(value: Any) -> list[str]:
 
 def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
     for operator, tests in conditions.items():
+        if operator == "ForAnyValue:StringEquals":  # a multivalued key: any of its values listed
+            if not all(set(context.get(key, "").split(",")) & set(_listed(w)) for key, w in tests.items()):
+                return False
+            continue
         if operator not in ("StringEquals", "StringLike"):
             return False  # unknown to this evaluator: treat as not holding
         for key, wanted in tests.items():
@@ -159,6 +169,14 @@ def iam_requests(
                 (("ses:FromAddress", address),),
             )
         ]
+    if service == "kms" and operation in ("DescribeKey", "GetPublicKey", "Sign"):
+        # IAM checks the key an alias names, with the key's aliases as kms:ResourceAliases
+        key = params["KeyId"]
+        if key.startswith("alias/"):
+            arn, aliases = iterators.get(key, place.arn("kms", "key/unknown")), key
+        else:
+            arn, aliases = key, iterators.get(key, "")
+        return [Request(f"kms:{operation}", arn, (("kms:ResourceAliases", aliases),))]
     if service == "ssm" and operation == "GetParameter":
         return [Request("ssm:GetParameter", place.arn("ssm", "parameter/" + params["Name"].lstrip("/")))]
     raise AssertionError(f"no IAM mapping for {service}.{operation}: add one to tests/test_iam_policy.py")
@@ -196,6 +214,10 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
         result = original(client, operation, params)
         if operation == "GetShardIterator":
             record.iterators[result["ShardIterator"]] = params["StreamArn"]
+        if operation == "DescribeKey" and params["KeyId"].startswith("alias/"):
+            arn = result["KeyMetadata"]["Arn"]  # the key behind the alias, and the alias of that key
+            record.iterators[params["KeyId"]] = arn
+            record.iterators[arn] = params["KeyId"]
         return result
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
@@ -204,10 +226,11 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
 def _as(recorder: Recorder, role: str) -> None:
     """From now on calls are made by ``role``; its container starts cold."""
-    from chalicelib import keys
+    from chalicelib import keys, tokens
 
     recorder.role = role
     keys.forget()  # each function reads the code key in its own container
+    tokens.forget()
 
 
 def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock):
@@ -248,6 +271,9 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
                 ("dynamodb", "TransactWriteItems"),
                 ("dynamodb", "UpdateItem"),
                 ("ssm", "GetParameter"),
+                ("kms", "DescribeKey"),
+                ("kms", "GetPublicKey"),
+                ("kms", "Sign"),
             },
             "send_code": {
                 ("dynamodbstreams", "DescribeStream"),
@@ -394,6 +420,7 @@ def test_static_scan_every_call_in_code_is_granted_in_the_deploy_stage():
         "Source": env["OTP_SENDER"],
         "Name": env["OTP_KEY_PARAMETER"],
         "StreamArn": env["OTP_STREAM_ARN"],
+        "KeyId": env["OTP_TOKEN_KEY_ID"],
     }
     for role, entry_points in ROLE_ENTRY_POINTS.items():
         scan = static_calls(entry_points)
@@ -404,6 +431,7 @@ def test_static_scan_every_call_in_code_is_granted_in_the_deploy_stage():
             found += [(service, names[m]) for m in scan.attribute_calls if m in names]
         assert found, role
         requests = []
+        found = [call for call in found if call not in NOT_AWS_CALLS]
         for service, operation in found:
             call = dict(params)
             if operation == "BatchGetItem":
@@ -494,6 +522,17 @@ def test_committed_policies_name_only_this_stages_resources():
                     assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": sender}}
                 elif service == "logs":
                     assert f":log-group:/aws/lambda/{function}" in resource, resource
+                elif service == "kms" and statement["Sid"] == "SignTokens":
+                    # only the stage's token keys, named by their aliases
+                    alias = env["OTP_TOKEN_KEY_ID"]
+                    assert statement["Condition"] == {
+                        "ForAnyValue:StringEquals": {"kms:ResourceAliases": [alias, f"{alias}-previous"]}
+                    }
+                    assert set(_listed(statement["Action"])) == {
+                        "kms:DescribeKey",
+                        "kms:GetPublicKey",
+                        "kms:Sign",
+                    }
                 elif service == "kms":
                     condition = statement["Condition"]["StringEquals"]
                     assert condition["kms:EncryptionContext:PARAMETER_ARN"].endswith(f"parameter/{parameter}")
