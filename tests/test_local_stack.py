@@ -13,8 +13,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from devstack import environment
 from devstack.environment import (
@@ -28,7 +30,7 @@ from devstack.environment import (
     read_ports,
     stack_environment,
 )
-from devstack.harness import ROOT, LocalStack, code_of, descendants, leftovers, run_command
+from devstack.harness import ROOT, WAIT_SECONDS, LocalStack, code_of, descendants, leftovers, run_command
 from devstack.testenv import TEST_ENV
 
 # The operator command, as scripts/setup.sh installs it in the venv.
@@ -111,6 +113,46 @@ def test_the_example_app_runs_with_the_stack(tuned_stack):
     login = tuned_stack.http.get(tuned_stack.example_url + "/login", allow_redirects=False, timeout=10)
     assert login.status_code == 303
     assert login.headers["Location"].startswith(tuned_stack.web_url + "/?state=")
+
+
+@pytest.mark.stack
+def test_sign_in_from_the_example_app_over_http(tuned_stack):
+    """The example app's journey without a browser: its /login, the API and the mailbox, its /callback."""
+    app = tuned_stack.example_url
+    browser = requests.Session()
+    browser.trust_env = False
+    login = browser.get(app + "/login", allow_redirects=False, timeout=WAIT_SECONDS)
+    assert login.status_code == 303
+    location = urlsplit(login.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == tuned_stack.web_url  # the login page...
+    (state,) = parse_qs(location.query)["state"]  # ...given the state the app keeps in its cookie
+    assert browser.cookies.get("state", path="/callback") == state
+
+    before = len(tuned_stack.messages(DEMO_EMAIL))
+    started = tuned_stack.post("/otp", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
+    assert started.status_code == 200, started.text
+    code = code_of(tuned_stack.wait_for_mail(DEMO_EMAIL, count=before + 1))
+    verified = tuned_stack.post("/otp/verify", {"session_id": started.json()["session_id"], "code": code})
+    assert verified.status_code == 200, verified.text
+    token = verified.json()["token"]
+
+    # What the login page's form does: token and state to the app's /callback.
+    form = {"token": token, "state": state}
+    signed_in = browser.post(app + "/callback", data=form, allow_redirects=False, timeout=WAIT_SECONDS)
+    assert signed_in.status_code == 303, signed_in.text
+    assert signed_in.headers["Location"] == "/"
+    page = browser.get(app + "/", timeout=WAIT_SECONDS)
+    assert f"Signed in as <strong>{DEMO_EMAIL}</strong>" in page.text
+
+    # The same token again, even with the state and its cookie replayed: refused, no session.
+    stranger = requests.Session()
+    stranger.trust_env = False
+    replayed = stranger.post(
+        app + "/callback", data=form, cookies={"state": state}, allow_redirects=False, timeout=WAIT_SECONDS
+    )
+    assert replayed.status_code == 401 and "already used" in replayed.text
+    assert "example_session" not in replayed.cookies
+    assert token not in tuned_stack.output
 
 
 @pytest.mark.stack
