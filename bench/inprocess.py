@@ -158,34 +158,19 @@ def _trim_stream(table: str) -> None:
 @contextmanager
 def _moto(recorder: Recorder) -> Iterator[dict[str, Any]]:
     """A fresh in-process moto, provisioned, with the app imported against it."""
-    from devstack.testenv import TEST_ENV, use_test_environment
+    from devstack.testenv import forget_containers, provision_demo, use_test_environment
 
     use_test_environment()
     from moto import mock_aws
 
     with mock_aws():
-        from chalicelib import aws, keys, settings, tokens
-        from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
-        from ops.provision import provision
-        from ops.users import add_user
-
         recorder.install()
-        aws.reset()
-        keys.forget()
-        tokens.forget()
-        result = provision(
-            TEST_ENV["OTP_TABLE_NAME"],
-            TEST_ENV["OTP_KEY_PARAMETER"],
-            TEST_ENV["OTP_SENDER"],
-            TEST_ENV["OTP_TOKEN_KEY_ID"],
-        )
-        add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+        forget_containers()
+        result = provision_demo()
         try:
             yield result
         finally:
-            aws.reset()
-            keys.forget()
-            tokens.forget()
+            forget_containers()
             recorder.uninstall()
 
 

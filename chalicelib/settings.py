@@ -86,6 +86,8 @@ _ISSUER = re.compile(
     r"(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d{1,5})?(/[A-Za-z0-9._~-]+)*"
 )
 
+_LOCAL = "http only for localhost or 127.0.0.1"
+
 _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_TABLE_NAME": (_TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
     "OTP_STREAM_ARN": (
@@ -96,16 +98,11 @@ _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_KEY_PARAMETER": (_PARAMETER, "an SSM parameter name such as /simple-otp/dev/code-key"),
     "OTP_ALLOWED_ORIGIN": (
         _ORIGIN,
-        "one https origin such as https://login.example.com (no path, no *; "
-        "http only for localhost or 127.0.0.1)",
+        f"one https origin such as https://login.example.com (no path, no *; {_LOCAL})",
     ),
     "OTP_TOKEN_KEY_ID": (_KMS_KEY, "a KMS key id, key ARN or alias such as alias/simple-otp-dev-token"),
     "OTP_TOKEN_AUDIENCE": (_AUDIENCE, "the audience of the tokens, such as https://app.example.com"),
-    "OTP_TOKEN_ISSUER": (
-        _ISSUER,
-        "the API's public base URL such as https://abc.execute-api.us-east-1.amazonaws.com/api "
-        "(no trailing slash; http only for localhost or 127.0.0.1)",
-    ),
+    "OTP_TOKEN_ISSUER": (_ISSUER, f"the API's public base URL, no trailing slash ({_LOCAL})"),
 }
 
 

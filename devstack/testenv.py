@@ -75,3 +75,30 @@ def mail_of(sent: Any) -> Mail:
 def sent_mail() -> list[Mail]:
     """Every message moto's SES accepted, oldest first."""
     return [mail_of(sent) for sent in sent_messages()]
+
+
+def forget_containers() -> None:
+    """What a new Lambda container starts without: AWS clients, the code key, the token keys."""
+    from chalicelib import aws, keys, tokens
+
+    aws.reset()
+    keys.forget()
+    tokens.forget()
+
+
+def provision_demo() -> dict[str, Any]:
+    """Provision the in-process moto as production is provisioned (TEST_ENV's names), with the
+    demo user; returns what provisioning returns (the stream ARN among it)."""
+    from chalicelib import settings
+    from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+    from ops.provision import provision
+    from ops.users import add_user
+
+    result = provision(
+        TEST_ENV["OTP_TABLE_NAME"],
+        TEST_ENV["OTP_KEY_PARAMETER"],
+        TEST_ENV["OTP_SENDER"],
+        TEST_ENV["OTP_TOKEN_KEY_ID"],
+    )
+    add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+    return result

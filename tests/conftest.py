@@ -9,8 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD  # noqa: E402
-from devstack.testenv import TEST_ENV, use_test_environment  # noqa: E402
+from devstack.testenv import forget_containers, provision_demo, use_test_environment  # noqa: E402
 from tests.support import Stack  # noqa: E402
 
 use_test_environment()
@@ -24,25 +23,15 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         from chalice.test import Client
 
-        from chalicelib import aws, keys, settings, tokens
-        from ops.provision import provision
-        from ops.users import add_user
+        from chalicelib import aws
 
-        aws.reset()
-        keys.forget()
-        tokens.forget()
+        forget_containers()
         import app as app_module
         from devstack.emulator import keep_streams_across_rollbacks
 
         keep_streams_across_rollbacks()  # the same emulator fidelity fix as the local stack
 
-        result = provision(
-            TEST_ENV["OTP_TABLE_NAME"],
-            TEST_ENV["OTP_KEY_PARAMETER"],
-            TEST_ENV["OTP_SENDER"],
-            TEST_ENV["OTP_TOKEN_KEY_ID"],
-        )
-        add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
+        result = provision_demo()
         from devstack.streams import StreamReader
 
         with Client(app_module.app) as client:
@@ -52,9 +41,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 stream_arn=result["stream_arn"],
                 reader=StreamReader(aws.client("dynamodbstreams"), result["stream_arn"]),
             )
-        aws.reset()
-        keys.forget()
-        tokens.forget()
+        forget_containers()
 
 
 @pytest.fixture
