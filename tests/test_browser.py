@@ -1,15 +1,18 @@
 """The login page in Debian's headless Chromium, against the real local stack.
 
 Each test starts its own stack (moto server, chalice local, stream pump,
-mailbox, vite), so the demo user's send cooldown never links them. The code is
-read from the mailbox's JSON API, as a person would read the email. Screenshots
-of the steps go to test-artifacts/screenshots/ (the path is printed).
+mailbox, vite, example relying app), so the demo user's send cooldown never
+links them. The code is read from the mailbox's JSON API, as a person would
+read the email. Screenshots of the steps go to test-artifacts/screenshots/
+(the path is printed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -165,3 +168,50 @@ def test_wrong_code_shows_attempts_left(page, stack: LocalStack, shoot):
     field.fill(code)
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", name="You are signed in")).to_be_visible()
+
+
+def test_sign_in_from_the_example_app_and_land_back_signed_in(page, stack: LocalStack, shoot):
+    """The whole journey: the example app sends the person here and gets them back signed in."""
+    app = stack.example_url
+    page.goto(app + "/")
+    expect(page.get_by_text("You are not signed in.")).to_be_visible()
+    page.get_by_role("link", name="Sign in").click()
+
+    # The app's /login sets its state cookie and sends the browser to the login page with ?state.
+    page.wait_for_url(re.compile("^" + re.escape(stack.web_url) + r"/\?state="))
+    state = parse_qs(urlsplit(page.url).query)["state"]
+    assert len(state) == 1 and re.fullmatch(r"[A-Za-z0-9_-]{16,512}", state[0]), page.url
+    sign_in_with_keyboard(page)
+    page.keyboard.press("Enter")
+    field = page.get_by_label("6-digit code")
+    expect(field).to_be_focused()
+
+    requests = []
+    page.on("request", lambda request: requests.append(request))
+    code = code_of(stack.wait_for_mail(DEMO_EMAIL))
+    page.keyboard.type(code)
+    with page.expect_request(lambda r: r.url == app + "/callback") as posted:
+        page.keyboard.press("Enter")
+
+    # The token went to the app's callback in a form POST body, with the app's own state.
+    callback = posted.value
+    assert callback.method == "POST"
+    assert callback.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    fields = parse_qs(callback.post_data, strict_parsing=True)
+    assert sorted(fields) == ["state", "token"]
+    assert fields["state"] == state
+    [token] = fields["token"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
+
+    # Back on the app's home page, signed in as the demo user (the app checked the token).
+    page.wait_for_url(app + "/")
+    expect(page.get_by_text(f"Signed in as {DEMO_EMAIL}.")).to_be_visible()
+    shoot(page, "4-back-at-example-app.png")
+
+    # The token was never in a URL: not in any request the browser made, not in the history.
+    assert all(token not in r.url for r in requests), [r.url for r in requests if token in r.url]
+    assert token not in page.url
+    page.go_back()  # to the login page: its address holds the state only, and it starts over
+    page.wait_for_url(re.compile("^" + re.escape(stack.web_url) + r"/\?state="))
+    assert token not in page.url
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
