@@ -231,6 +231,9 @@ def verify(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
         log.info("verify refused: session=%s reason=%s", label, reason)
         raise SessionClosed(reason)
     if codes.codes_equal(str(before.get("code_tag", "")), tag):
+        if not before.get("sub"):  # a session opened before accounts had ids: start again
+            log.info("verify refused: session=%s reason=no account id", label)
+            raise SessionClosed("expired")
         log.info("verified: session=%s", label)
         token = tokens.issue(
             cfg, sub=before["sub"], email=before["email"], auth_time=int(before["created_at"]), at=at
