@@ -69,19 +69,29 @@ def serialize_dynamodb() -> list[Any]:
     """Make moto's DynamoDB apply one request at a time, as DynamoDB applies
     writes to one item atomically. moto runs concurrent requests unlocked,
     which real DynamoDB never does; race tests need the real semantics.
-    Returns undo callables."""
+
+    The lock spans each whole request, not only each backend call: moto's
+    UpdateItem reads the old image (for ReturnValues) in one backend call and
+    writes in a second one, so a thread paused between the two, as happens
+    on a busy machine, would get an old image that misses another request's
+    write. Returns undo callables."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     undo = []
-    for name in ("get_item", "put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+    targets = [(DynamoHandler, "call_action")] + [
+        (DynamoDBBackend, name)
+        for name in ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
+    ]
+    for owner, name in targets:
+        original = getattr(owner, name)
 
         def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             with moto_lock:
                 return __original(self, *args, **kwargs)
 
-        setattr(DynamoDBBackend, name, locked)
-        undo.append(lambda name=name, original=original: setattr(DynamoDBBackend, name, original))
+        setattr(owner, name, locked)
+        undo.append(lambda owner=owner, name=name, original=original: setattr(owner, name, original))
     return undo
 
 
