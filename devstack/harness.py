@@ -222,6 +222,16 @@ class LocalStack:
                 raise AssertionError(f"{len(found)} of {count} messages to {to}; output:\n{self.output}")
             time.sleep(0.05)
 
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        """A whole sign-in over HTTP: the password, the code from the mailbox, verify; its 200 body."""
+        before = len(self.messages(email))
+        started = self.post("/otp", {"email": email, "password": password})
+        assert started.status_code == 200, started.text
+        code = code_of(self.wait_for_mail(email, count=before + 1))
+        verified = self.post("/otp/verify", {"session_id": started.json()["session_id"], "code": code})
+        assert verified.status_code == 200, verified.text
+        return dict(verified.json())
+
     # ---------------------------------------------------------------- life cycle
 
     def _read(self) -> None:

@@ -64,10 +64,10 @@ def test_sign_in_end_to_end_then_nothing_left_running():
         assert again.json()["error"] == "session_expired"
         assert again.json()["reason"] == "used"
 
-        page = stack.http.get(stack.mailbox_url + "/", timeout=10)
+        page = stack.http.get(stack.mailbox_url + "/", timeout=WAIT_SECONDS)
         assert page.status_code == 200 and code in page.text
         if stack.wait_web:
-            assert stack.http.get(stack.web_url + "/", timeout=10).status_code == 200
+            assert stack.http.get(stack.web_url + "/", timeout=WAIT_SECONDS).status_code == 200
 
     # Leaving the block sent Ctrl-C and checked that no process it started is left.
     assert stack.returncode == 0, stack.output
@@ -113,9 +113,11 @@ def test_the_example_app_runs_with_the_stack(tuned_stack):
         f"audience simple-otp-local, keys {tuned_stack.api_url}/.well-known/jwks.json, "
         f"login page {tuned_stack.web_url}/"
     ) in out
-    page = tuned_stack.http.get(tuned_stack.example_url + "/", timeout=10)
+    page = tuned_stack.http.get(tuned_stack.example_url + "/", timeout=WAIT_SECONDS)
     assert page.status_code == 200 and '<a href="/login">Sign in</a>' in page.text
-    login = tuned_stack.http.get(tuned_stack.example_url + "/login", allow_redirects=False, timeout=10)
+    login = tuned_stack.http.get(
+        tuned_stack.example_url + "/login", allow_redirects=False, timeout=WAIT_SECONDS
+    )
     assert login.status_code == 303
     assert login.headers["Location"].startswith(tuned_stack.web_url + "/?state=")
 
@@ -133,13 +135,7 @@ def test_sign_in_from_the_example_app_over_http(tuned_stack):
     (state,) = parse_qs(location.query)["state"]  # ...given the state the app keeps in its cookie
     assert browser.cookies.get("state", path="/callback") == state
 
-    before = len(tuned_stack.messages(DEMO_EMAIL))
-    started = tuned_stack.post("/otp", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
-    assert started.status_code == 200, started.text
-    code = code_of(tuned_stack.wait_for_mail(DEMO_EMAIL, count=before + 1))
-    verified = tuned_stack.post("/otp/verify", {"session_id": started.json()["session_id"], "code": code})
-    assert verified.status_code == 200, verified.text
-    token = verified.json()["token"]
+    token = tuned_stack.sign_in(DEMO_EMAIL, DEMO_PASSWORD)["token"]
 
     # What the login page's form does: token and state to the app's /callback.
     form = {"token": token, "state": state}

@@ -31,7 +31,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
-from devstack.harness import LocalStack, code_of
+from devstack.harness import LocalStack
 
 pytestmark = pytest.mark.stack
 
@@ -57,13 +57,7 @@ def live() -> Iterator[LocalStack]:
 
 def sign_in(stack: LocalStack) -> dict[str, Any]:
     """The demo user's whole sign-in: password, the code from the mailbox, verify."""
-    before = len(stack.messages(DEMO_EMAIL))
-    started = stack.post("/otp", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
-    assert started.status_code == 200, started.text
-    code = code_of(stack.wait_for_mail(DEMO_EMAIL, count=before + 1))
-    verified = stack.post("/otp/verify", {"session_id": started.json()["session_id"], "code": code})
-    assert verified.status_code == 200, verified.text
-    return verified.json()
+    return stack.sign_in(DEMO_EMAIL, DEMO_PASSWORD)
 
 
 @pytest.fixture(scope="module")
