@@ -572,7 +572,12 @@ def _round_trips_section(figures: dict[str, Any]) -> Section:
             '"Delivery" is one invocation of the stream handler with the batch moto\'s stream '
             "produced for one send (the status column of deliveries is the number of emails sent). "
             "Warm container: the code key's SSM read happens once per container and is shown on "
-            "its own in the last row.",
+            "its own in the last row. What the race-proof failed sign-in cap costs: sign-in is "
+            "GetItem (the user), one TransactWriteItems that takes a password-check slot in the "
+            "address's and the network's windows before the hash, and the session's "
+            "TransactWriteItems, which also gives the slot back; a wrong password stops after the "
+            "second call, and only a right password refused by a send limit makes a fourth (the "
+            "slot given back on its own). Verify with the right code adds one KMS Sign (the token).",
         ],
         console=True,
     )
