@@ -33,10 +33,16 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 375, "height": 812}
-TIMEOUT_MS = 15_000
+# The bound of every wait for the page (actions and expect() alike; expect's own default is 5 s).
+# Each returns as soon as the page is there, so the bound is sized for a busy machine.
+TIMEOUT_MS = 60_000
+# The send cooldown and the code's life outlast any test, so the page's "Resend code in"
+# and a typed code cannot run out of time while a slow machine gets there.
+STACK_ENV = {"OTP_RESEND_COOLDOWN_SECONDS": "600", "OTP_TTL_SECONDS": "1200"}
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def shoot(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., None]]:
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(wait_web=True) as running:
+    with LocalStack(env=STACK_ENV, wait_web=True) as running:
         yield running
     assert running.returncode == 0, running.output
 
