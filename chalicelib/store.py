@@ -356,9 +356,14 @@ def _send_writes(table: str, session_write: dict[str, Any], send: Send) -> list[
         _challenge_put(table, send),
         _cooldown_write(table, send.email, send.now, send.cooldown_until),
     ]
-    for window in send.windows:
-        writes += _window_writes(table, window, send.hour)
-    return writes
+    return writes + _all_windows(table, send.windows, send.hour)
+
+
+def _all_windows(
+    table: str, windows: Sequence[Window], hour: int, change: int = 1
+) -> list[tuple[_Role, dict[str, Any]]]:
+    """:func:`_window_writes` for each window."""
+    return [write for window in windows for write in _window_writes(table, window, hour, change)]
 
 
 _NOT_USED = "(attribute_not_exists(last_tag) OR last_tag <> code_tag)"
@@ -370,18 +375,12 @@ def take_slots(table: str, windows: Sequence[Window], hour: int) -> None:
     Raises :class:`Cancelled` naming the full windows: the caller refuses
     the request without doing the work the windows cap.
     """
-    writes: list[tuple[_Role, dict[str, Any]]] = []
-    for window in windows:
-        writes += _window_writes(table, window, hour)
-    _transact(writes)
+    _transact(_all_windows(table, windows, hour))
 
 
 def give_back(table: str, windows: Sequence[Window], hour: int) -> None:
     """Return one event to each window (a slot taken in ``hour`` for a password that was right)."""
-    writes: list[tuple[_Role, dict[str, Any]]] = []
-    for window in windows:
-        writes += _window_writes(table, window, hour, change=-1)
-    _transact(writes)
+    _transact(_all_windows(table, windows, hour, change=-1))
 
 
 def create_session(
@@ -422,9 +421,7 @@ def create_session(
     }
     writes = _send_writes(table, put, send)
     writes.append(("account", _register_session(table, account, send.session_hash, session_ends_at)))
-    for window in refund:
-        writes += _window_writes(table, window, refund_hour, change=-1)
-    _transact(writes)
+    _transact(writes + _all_windows(table, refund, refund_hour, change=-1))
 
 
 def _register_session(table: str, account: Account, session_hash: str, ends_at: int) -> dict[str, Any]:
