@@ -1,6 +1,7 @@
 """Operator commands: users and provisioning.
 
     simple-otp add-user EMAIL                         # password from stdin or prompt
+    simple-otp add-user EMAIL --allow-weak            # skip the password policy (tests, demos)
     simple-otp disable-user EMAIL
     simple-otp enable-user EMAIL
     simple-otp provision                              # table+stream+TTL, code key, sender
@@ -123,7 +124,7 @@ def _backfill_command(args: argparse.Namespace, out: TextIO) -> int:
 def _user_command(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     cfg = stage.load_settings()
     if args.command == "add-user":
-        email = users.add_user(cfg, args.email, users.read_password(stdin))
+        email = users.add_user(cfg, args.email, users.read_password(stdin), allow_weak=args.allow_weak)
         print(f"user {email} added", file=out)
     else:
         disabled = args.command == "disable-user"
@@ -146,7 +147,14 @@ def parser() -> argparse.ArgumentParser:
         ("disable-user", "refuse the user's sign-ins from now on"),
         ("enable-user", "allow the user's sign-ins again"),
     ):
-        commands.add_parser(name, parents=[stage_option], help=what).add_argument("email")
+        user_parser = commands.add_parser(name, parents=[stage_option], help=what)
+        user_parser.add_argument("email")
+        if name == "add-user":
+            user_parser.add_argument(
+                "--allow-weak",
+                action="store_true",
+                help="accept a password the policy refuses (short, common, the address): for tests and demos",
+            )
     provision_parser = commands.add_parser(
         "provision",
         parents=[stage_option],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 from typing import TextIO
 
-from chalicelib import accounts, inputs, settings
+from chalicelib import accounts, inputs, passwords, settings
 from chalicelib.errors import InvalidRequest
 from ops import OpsError
 
@@ -37,9 +37,18 @@ def address(raw: str) -> str:
         raise OpsError(error.message) from None
 
 
-def add_user(cfg: settings.Settings, email: str, password: str) -> str:
-    """Create the user, or replace it: enabled, with this password. Returns the address."""
+def add_user(cfg: settings.Settings, email: str, password: str, allow_weak: bool = False) -> str:
+    """Create the user, or replace it: enabled, with this password. Returns the address.
+
+    The password must pass the policy for every new password
+    (:func:`chalicelib.passwords.weakness`), else :class:`OpsError` with its
+    message: an operator is no exception to it. ``allow_weak`` skips the
+    policy, for tests and demos that want a short or common password.
+    """
     email = address(email)
+    weak = None if allow_weak else passwords.weakness(password, email)
+    if weak is not None:
+        raise OpsError(weak[1])
     accounts.set_password(cfg, email, password)
     return email
 

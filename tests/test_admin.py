@@ -62,3 +62,48 @@ def test_console_entry_reads_sys_argv_and_takes_stage_after_the_command(stack, m
     monkeypatch.setattr("sys.argv", ["simple-otp", "disable-user", "ghost@example.com", "--stage", "test"])
     assert cli.main(out=io.StringIO()) == 2
     assert capsys.readouterr().err == "error: no user ghost@example.com\n"
+
+
+def test_add_user_refuses_a_weak_password_in_one_line(stack, capsys):
+    assert run("add-user", "weak@example.com", stdin="Password\n") == (2, "")
+    assert run("add-user", "jane.doe@example.com", stdin="Jane.Doe\n") == (2, "")
+    assert run("add-user", "short@example.com", stdin="pw-1234\n") == (2, "")
+    assert capsys.readouterr().err.splitlines() == [
+        "error: This password is on a list of common or leaked passwords: choose another.",
+        "error: Choose a password that is not your email address.",
+        "error: Use at least 8 characters.",
+    ]
+    assert stack.sign_in("weak@example.com", "Password").status_code == 401  # never created
+
+
+def test_add_user_refuses_a_weak_replacement_and_keeps_the_old_password(stack):
+    assert run("add-user", "keep@example.com", stdin="a long passphrase\n")[0] == 0
+    assert run("add-user", "keep@example.com", stdin="123456789\n")[0] == 2
+    assert stack.sign_in("keep@example.com", "123456789").status_code == 401
+    assert stack.sign_in("keep@example.com", "a long passphrase").status_code == 200
+
+
+def test_add_user_allow_weak_takes_the_password_anyway(stack):
+    code, out = run("add-user", "demo.weak@example.com", "--allow-weak", stdin="password\n")
+    assert code == 0 and "user demo.weak@example.com added" in out
+    assert stack.sign_in("demo.weak@example.com", "password").status_code == 200
+
+
+def test_add_user_function_applies_the_policy_unless_allowed(stack):
+    from chalicelib import settings
+    from ops import OpsError
+    from ops.users import add_user
+
+    with pytest.raises(OpsError, match=r"^Use at least 8 characters\.$"):
+        add_user(settings.load(), "fn@example.com", "pw")
+    assert add_user(settings.load(), "fn@example.com", "pw", allow_weak=True) == "fn@example.com"
+    assert stack.sign_in("fn@example.com", "pw").status_code == 200
+
+
+def test_allow_weak_is_only_on_add_user_and_says_what_it_is_for(capsys):
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["add-user", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--allow-weak" in help_text and "for tests and demos" in help_text
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["disable-user", "x@example.com", "--allow-weak"])
