@@ -98,7 +98,8 @@ def start_sign_in() -> Response:
 
 @app.route("/otp/verify", **ROUTE)
 def verify_code() -> Response:
-    return _handle(lambda body: challenges.verify(SETTINGS, body))
+    user_agent = app.current_request.headers.get("user-agent")
+    return _handle(lambda body: challenges.verify(SETTINGS, body, user_agent))
 
 
 @app.route("/otp/resend", **ROUTE)

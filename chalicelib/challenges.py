@@ -10,8 +10,9 @@ first challenge, the send limits, the session's place on the account and
 the slot given back), 2 when it is wrong or the failed sign-in cap is
 reached (refused before the hash), 4 when the password is right but a send
 limit refuses (the slot is given back in a write of its own); resend = 2 (read the session, one
-transaction); verify = 1 (one conditional update; 2 for a session made
-just before a key rotation), plus one KMS Sign when the code is right. Plus one SSM read per key version and
+transaction); verify = 1 when the code is wrong (one conditional update;
+2 for a session made just before a key rotation), 2 when it is right (the
+device token is written on the account), plus one KMS Sign. Plus one SSM read per key version and
 container, and one every few minutes to learn the current version.
 """
 
@@ -21,7 +22,7 @@ import hashlib
 import logging
 from typing import Any, Literal
 
-from chalicelib import codes, credentials, inputs, keys, store, tokens
+from chalicelib import codes, credentials, devices, inputs, keys, store, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
@@ -43,6 +44,9 @@ _LIMIT_TEXT = {
     "ip": "Too many codes were requested from your network in the last hour.",
     "fail-email": "Too many failed sign-ins for this address in the last hour.",
     "fail-ip": "Too many failed sign-ins from your network in the last hour.",
+    "device": "Too many codes were requested from this device in the last hour.",
+    "fail-device": "Too many failed sign-ins from this device in the last hour.",
+    "mail": "This address has been sent too many codes in the last hour.",
 }
 _COOLDOWN_TEXT = "A code was sent moments ago: wait a little before asking for another."
 
@@ -53,18 +57,35 @@ def _network_ident(source_ip: str | None) -> str:
 
 
 def windows(
-    cfg: Settings, purpose: Literal["sends", "failures"], email: str, source_ip: str | None
+    cfg: Settings,
+    purpose: Literal["sends", "failures"],
+    email: str,
+    source_ip: str | None,
+    device: str | None = None,
 ) -> tuple[store.Window, ...]:
-    """The hourly limits an event of ``purpose`` counts in: one for the address, one for the network."""
+    """The hourly limits an event of ``purpose`` counts in.
+
+    A client without a trusted device shares the address's and the
+    network's windows with everyone who names that address. A trusted
+    device (``device``: its ident) has its own instead, so a stranger who
+    fills the shared ones cannot keep the owner out. Every send also counts
+    in the address's mail ceiling, whoever asked for it.
+    """
+    ceiling = store.Window("mail", email, cfg.mails_per_email_per_hour)
+    if device is not None:
+        if purpose == "sends":
+            return store.Window("device", device, cfg.sends_per_device_per_hour), ceiling
+        return (store.Window("fail-device", device, cfg.failed_sign_ins_per_device_per_hour),)
     if purpose == "sends":
         prefix, per_email, per_ip = "", cfg.sends_per_email_per_hour, cfg.sends_per_ip_per_hour
     else:
         prefix = "fail-"
         per_email, per_ip = cfg.failed_sign_ins_per_email_per_hour, cfg.failed_sign_ins_per_ip_per_hour
-    return (
+    shared = (
         store.Window(f"{prefix}email", email, per_email),
         store.Window(f"{prefix}ip", _network_ident(source_ip), per_ip),
     )
+    return (*shared, ceiling) if purpose == "sends" else shared
 
 
 def _rate_limited(cancelled: store.Cancelled, at: int) -> RateLimited:
@@ -83,7 +104,14 @@ def _rate_limited(cancelled: store.Cancelled, at: int) -> RateLimited:
 
 
 def _new_send(
-    cfg: Settings, email: str, digest: str, send_no: int, at: int, ends_at: int, source_ip: str | None
+    cfg: Settings,
+    email: str,
+    digest: str,
+    send_no: int,
+    at: int,
+    ends_at: int,
+    source_ip: str | None,
+    device: str | None,
 ) -> store.Send:
     """A fresh nonce under the current key, valid for the TTL but never past the session's end."""
     version, key = keys.current_key(cfg.key_parameter)
@@ -98,16 +126,18 @@ def _new_send(
         code_tag=codes.guess_tag(key, digest, codes.derive_code(key, nonce, cfg.code_length)),
         expires_at=expires_at,
         valid_seconds=expires_at - at,
-        windows=windows(cfg, "sends", email, source_ip),
+        windows=windows(cfg, "sends", email, source_ip, device),
         hour=at // 3600,
         now=at,
         cooldown_until=at + cfg.resend_cooldown_seconds,
+        cooldown=email if device is None else f"device#{device}",
     )
 
 
-def _account(email: str, user: dict[str, Any], at: int) -> store.Account:
+def _account(email: str, user: dict[str, Any], at: int, device: devices.Device | None) -> store.Account:
     sessions = user.get("sessions")
     sub = user.get("sub")
+    keep = device.digest if device else None
     return store.Account(
         email=email,
         version=user.get("version"),
@@ -115,17 +145,35 @@ def _account(email: str, user: dict[str, Any], at: int) -> store.Account:
         sub=sub or codes.new_account_id(),  # an account from before ids gets one now
         sub_is_new=not sub,
         expired_sessions=tuple(h for h, end in (sessions or {}).items() if int(end) <= at),
+        has_devices=isinstance(user.get("devices"), dict),
+        device=keep,
+        prune_devices=devices.to_prune(user, at, keep),
     )
+
+
+def _device_fields(device: devices.Device | None) -> dict[str, Any]:
+    """What a session remembers of the trusted device that opened it."""
+    if device is None:
+        return {}
+    return {"device": device.digest, "device_created_at": device.created_at, "device_label": device.label}
+
+
+def _device_ident(session: dict[str, Any]) -> str | None:
+    digest = session.get("device")
+    return str(digest)[:32] if digest else None
 
 
 def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
     """POST /otp: check the password, open a session, queue the first code."""
     email = inputs.email(body)
     password = inputs.password(body)
+    token = inputs.device_token(body)
     at = now()
     hour = at // 3600
-    failures = windows(cfg, "failures", email, source_ip)
     user = store.get_user(cfg.table_name, email)
+    device = devices.trusted(user, token, at)  # read with the user: no extra round trip
+    ident = device.ident if device else None
+    failures = windows(cfg, "failures", email, source_ip, ident)
     try:  # a slot before the hash: parallel guessers cannot all pass a read
         store.take_slots(cfg.table_name, failures, hour)
     except store.Cancelled as cancelled:
@@ -137,10 +185,17 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     session_id = codes.new_session_id()
     digest = codes.session_hash(session_id)
     ends_at = at + cfg.session_max_seconds
-    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip)
+    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip, ident)
     try:
         store.create_session(
-            cfg.table_name, send, _account(email, user, at), ends_at, at, refund=failures, refund_hour=hour
+            cfg.table_name,
+            send,
+            _account(email, user, at, device),
+            ends_at,
+            at,
+            refund=failures,
+            refund_hour=hour,
+            extra=_device_fields(device),
         )
     except store.Cancelled as cancelled:
         if "account" in cancelled.conflicts:  # disabled or given a new password meanwhile
@@ -151,7 +206,12 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
         log.info("send limited: email=%s limits=%s", mask(email), cancelled)
         store.give_back(cfg.table_name, failures, hour)  # the password was right: not a failure
         raise _rate_limited(cancelled, at) from None
-    log.info("session started: session=%s email=%s", codes.session_tag(session_id), mask(email))
+    log.info(
+        "session started: session=%s email=%s device=%s",
+        codes.session_tag(session_id),
+        mask(email),
+        "trusted" if device else "none",
+    )
     return {
         "session_id": session_id,
         "expires_in": send.valid_seconds,
@@ -195,7 +255,16 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
             log.info("resend refused: session=%s reason=%s", label, reason)
             raise SessionClosed(reason or "expired")
         send_no = int(session["send_no"]) + 1
-        send = _new_send(cfg, session["email"], digest, send_no, at, _ends_at(cfg, session), source_ip)
+        send = _new_send(
+            cfg,
+            session["email"],
+            digest,
+            send_no,
+            at,
+            _ends_at(cfg, session),
+            source_ip,
+            _device_ident(session),
+        )
         try:
             store.renew_session(cfg.table_name, session, send)
         except store.Cancelled as cancelled:
@@ -208,7 +277,32 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
     raise ServiceUnavailable()
 
 
-def verify(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
+def _trust_device(cfg: Settings, session: dict[str, Any], at: int, user_agent: str | None) -> dict[str, Any]:
+    """After a right code: a new device token, in place of the one that opened the session if any.
+
+    One write. A session from before device tokens has no account version
+    to hold the write to: it gets none (its next sign-in will).
+    """
+    if "account_version" not in session:
+        return {}
+    token = codes.new_device_token()
+    previous = session.get("device")
+    created = int(session["device_created_at"]) if previous else at
+    name = str(session.get("device_label", "")) if previous else devices.label(user_agent)
+    added = store.add_device(
+        cfg.table_name,
+        session["email"],
+        codes.device_hash(token),
+        devices.entry(created, at, cfg.device_ttl_days, name),
+        previous,
+        int(session["account_version"]),
+    )
+    if not added:
+        raise SessionClosed("expired")  # the account changed since this sign-in began
+    return {"device_token": token}
+
+
+def verify(cfg: Settings, body: dict[str, Any], user_agent: str | None = None) -> dict[str, Any]:
     """POST /otp/verify: one conditional write counts the attempt and decides."""
     session_id = inputs.session_id(body)
     submitted = inputs.code(body, cfg.code_length)
@@ -234,11 +328,12 @@ def verify(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
         if not before.get("sub"):  # a session opened before accounts had ids: start again
             log.info("verify refused: session=%s reason=no account id", label)
             raise SessionClosed("expired")
+        device = _trust_device(cfg, before, at, user_agent)
         log.info("verified: session=%s", label)
         token = tokens.issue(
             cfg, sub=before["sub"], email=before["email"], auth_time=int(before["created_at"]), at=at
         )
-        return {"verified": True, "email": before["email"], **token}
+        return {"verified": True, "email": before["email"], **token, **device}
     remaining = cfg.max_attempts - (int(before.get("attempts", 0)) + 1)
     log.info("wrong code: session=%s attempts_remaining=%d", label, remaining)
     raise InvalidCode(remaining)

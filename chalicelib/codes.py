@@ -16,6 +16,7 @@ import uuid
 
 SESSION_ID_BYTES = 32  # 256 bits of randomness, well above the 128-bit floor
 NONCE_BYTES = 16
+DEVICE_TOKEN_BYTES = 32
 
 
 def new_session_id() -> str:
@@ -26,6 +27,19 @@ def new_session_id() -> str:
 def new_account_id() -> str:
     """An opaque, stable id for an account (the tokens' ``sub``): random, not the email."""
     return str(uuid.uuid4())
+
+
+def new_device_token() -> str:
+    """A trusted device's token: 256 random bits, URL-safe. Stored only as :func:`device_hash`."""
+    return secrets.token_urlsafe(DEVICE_TOKEN_BYTES)
+
+
+def device_hash(token: str) -> str:
+    """The only form of a device token the table holds (plain SHA-256: the token is random).
+
+    Any string hashes, even one no UTF-8 can spell: an odd value is simply unknown.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_nonce() -> bytes:

@@ -99,6 +99,20 @@ def password(body: dict[str, Any]) -> str:
     return value
 
 
+def device_token(body: dict[str, Any]) -> str | None:
+    """The optional ``device_token``: a string, or None when absent.
+
+    Any string is taken (an unknown one is simply not trusted, never an
+    error); only another JSON type is a bad request.
+    """
+    if "device_token" not in body:
+        return None
+    value = body["device_token"]
+    if not isinstance(value, str):
+        raise InvalidRequest("The field 'device_token' must be a string.")
+    return value
+
+
 def session_id(body: dict[str, Any]) -> str:
     value = _string(body, "session_id")
     if not value or len(value) > MAX_SESSION_ID or not _SESSION_ID.fullmatch(value):

@@ -39,6 +39,10 @@ class Settings:
     session_max_seconds: int = 1800
     token_ttl_seconds: int = 300
     token_grace_seconds: int = 86400
+    device_ttl_days: int = 30
+    failed_sign_ins_per_device_per_hour: int = 10
+    sends_per_device_per_hour: int = 10
+    mails_per_email_per_hour: int = 30
 
 
 # name -> (field, minimum, maximum)
@@ -56,6 +60,11 @@ _INTEGERS: dict[str, tuple[str, int, int]] = {
     # a previous signing key stays published this long after a rotation; at least
     # what a token lives plus the time caches take to learn of the new key
     "OTP_TOKEN_GRACE_SECONDS": ("token_grace_seconds", 4200, 30 * 86400),
+    "OTP_DEVICE_TTL_DAYS": ("device_ttl_days", 1, 400),
+    "OTP_FAILED_SIGN_INS_PER_DEVICE_PER_HOUR": ("failed_sign_ins_per_device_per_hour", 1, 1000),
+    "OTP_SENDS_PER_DEVICE_PER_HOUR": ("sends_per_device_per_hour", 1, 1000),
+    # every code mailed to one address, whoever asked: the mailbox's own ceiling
+    "OTP_MAILS_PER_EMAIL_PER_HOUR": ("mails_per_email_per_hour", 1, 10000),
 }
 
 _REQUIRED: dict[str, str] = {

@@ -7,7 +7,10 @@ pk                             kind         holds
 =============================  ===========  ====================================
 ``user#<email>``               user         password hash, disabled flag, version
                                             (bumped by every account change), the
-                                            open sessions (hash -> end of life)
+                                            open sessions (hash -> end of life),
+                                            the trusted devices (hash of the
+                                            token -> created, last used, expiry,
+                                            label)
 ``session#<sha256(sid)>``      session      email, current nonce and key version,
                                             send number, attempts, tag of the right
                                             code, tag of the last guess, expires_at
@@ -16,7 +19,8 @@ pk                             kind         holds
                                             mailer acts on
 ``limit#<scope>#<id>#<hour>``  limit        counter of sends (or failed sign-ins)
                                             in one clock hour
-``cooldown#<email>``           cooldown     earliest time of the next send
+``cooldown#<email>``           cooldown     earliest time of the next send (for a
+``cooldown#device#<id>``                    trusted device: its own)
 =============================  ===========  ====================================
 
 A session is *used* when its last guess is the right code (``last_tag =
@@ -96,8 +100,8 @@ def limit_key(scope: str, ident: str, hour: int) -> str:
     return f"limit#{scope}#{ident}#{hour}"
 
 
-def cooldown_key(email: str) -> str:
-    return f"cooldown#{email}"
+def cooldown_key(ident: str) -> str:
+    return f"cooldown#{ident}"
 
 
 # ---------------------------------------------------------------- values
@@ -137,6 +141,7 @@ class Send:
     hour: int
     now: int
     cooldown_until: int
+    cooldown: str  # whose cooldown: the address, or "device#<id>" for a trusted device
 
     @property
     def challenge_pk(self) -> str:
@@ -153,6 +158,9 @@ class Account:
     sub: str  # the account's opaque id
     sub_is_new: bool = False  # an account from before ids: the sign-in gives it this one
     expired_sessions: tuple[str, ...] = ()  # map entries to prune
+    has_devices: bool = False  # whether the devices map exists yet
+    device: str | None = None  # the trusted device signing in (hash of its token)
+    prune_devices: tuple[str, ...] = ()  # device entries to drop (expired, or too many)
 
 
 class Cancelled(Exception):
@@ -190,13 +198,20 @@ def get_user(table: str, email: str) -> dict[str, Any] | None:
 
 
 def save_user(
-    table: str, email: str, changes: Mapping[str, Any], now: int, create: bool, new_sub: str
+    table: str,
+    email: str,
+    changes: Mapping[str, Any],
+    now: int,
+    create: bool,
+    new_sub: str,
+    revoke_devices: bool = True,
 ) -> dict[str, Any] | None:
     """Apply ``changes`` to the user item and bump its version, in one UpdateItem.
 
     With ``create`` a missing user is made (enabled, no open sessions);
-    without it a missing user is left alone and None comes back. Returns the
-    item after the change: its ``sessions`` are the ones to close, and any
+    without it a missing user is left alone and None comes back. With
+    ``revoke_devices`` every trusted device is forgotten. Returns the item
+    after the change: its ``sessions`` are the ones to close, and any
     sign-in still in flight fails on the new version.
     """
     from botocore.exceptions import ClientError
@@ -207,6 +222,7 @@ def save_user(
         "email = :email",
         "updated_at = :now",
         "sessions = if_not_exists(sessions, :empty)",
+        "devices = :empty" if revoke_devices else "devices = if_not_exists(devices, :empty)",
         "#sub = if_not_exists(#sub, :sub)",
     ]
     for index, (name, value) in enumerate(changes.items()):
@@ -279,13 +295,13 @@ def _window_writes(
     return [(window, {"Update": update}), ("carry", {"Update": carry})]
 
 
-def _cooldown_write(table: str, email: str, now: int, until: int) -> tuple[_Role, dict[str, Any]]:
+def _cooldown_write(table: str, ident: str, now: int, until: int) -> tuple[_Role, dict[str, Any]]:
     return (
         "cooldown",
         {
             "Update": {
                 "TableName": table,
-                "Key": to_ddb({"pk": cooldown_key(email)}),
+                "Key": to_ddb({"pk": cooldown_key(ident)}),
                 "UpdateExpression": "SET kind = :kind, #until = :until, expires_at = :until",
                 "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
                 "ExpressionAttributeNames": {"#until": "until"},
@@ -354,7 +370,7 @@ def _send_writes(table: str, session_write: dict[str, Any], send: Send) -> list[
     writes: list[tuple[_Role, dict[str, Any]]] = [
         ("session", session_write),
         _challenge_put(table, send),
-        _cooldown_write(table, send.email, send.now, send.cooldown_until),
+        _cooldown_write(table, send.cooldown, send.now, send.cooldown_until),
     ]
     return writes + _all_windows(table, send.windows, send.hour)
 
@@ -391,12 +407,14 @@ def create_session(
     created_at: int,
     refund: Sequence[Window] = (),
     refund_hour: int = 0,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a new session and its first challenge, counting the send, in one transaction.
 
     The account's item records the session (so an account change can end
     it) on the condition that the account did not change since it was read;
     the password-check slots taken in ``refund_hour`` are given back.
+    ``extra`` are more attributes of the session (its trusted device).
     """
     session = {
         "pk": session_key(send.session_hash),
@@ -411,6 +429,8 @@ def create_session(
         "created_at": created_at,
         "ends_at": session_ends_at,
         "sub": account.sub,
+        "account_version": account.version or 0,
+        **(extra or {}),
     }
     put = {
         "Put": {
@@ -420,11 +440,15 @@ def create_session(
         }
     }
     writes = _send_writes(table, put, send)
-    writes.append(("account", _register_session(table, account, send.session_hash, session_ends_at)))
+    writes.append(
+        ("account", _register_session(table, account, send.session_hash, session_ends_at, created_at))
+    )
     _transact(writes + _all_windows(table, refund, refund_hour, change=-1))
 
 
-def _register_session(table: str, account: Account, session_hash: str, ends_at: int) -> dict[str, Any]:
+def _register_session(
+    table: str, account: Account, session_hash: str, ends_at: int, created_at: int
+) -> dict[str, Any]:
     """The account's side of a new session: listed among its open sessions, the
     account unchanged since it was read, and given its id if it had none."""
     names: dict[str, str] = {}
@@ -444,6 +468,17 @@ def _register_session(table: str, account: Account, session_hash: str, ends_at: 
         sets.append("#sub = :sub")
         names["#sub"], values[":sub"] = "sub", account.sub
         condition += " AND attribute_not_exists(#sub)"
+    if account.device is not None:  # its map exists: it was read from it
+        sets.append("devices.#dev.last_used_at = :now")
+        names["#dev"], values[":now"] = account.device, created_at
+        condition += " AND attribute_exists(devices.#dev)"  # not revoked meanwhile
+    if account.has_devices:
+        for index, old in enumerate(account.prune_devices[:40]):
+            names[f"#gone{index}"] = old
+            removes.append(f"devices.#gone{index}")
+    else:
+        sets.append("devices = if_not_exists(devices, :nodevices)")
+        values[":nodevices"] = {}
     update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     if account.version is None:
         condition += " AND attribute_not_exists(version) AND attribute_exists(pk)"
@@ -460,6 +495,73 @@ def _register_session(table: str, account: Account, session_hash: str, ends_at: 
     if names:
         request["ExpressionAttributeNames"] = names
     return {"Update": request}
+
+
+def add_device(
+    table: str, email: str, digest: str, entry: Mapping[str, Any], replaces: str | None, account_version: int
+) -> bool:
+    """Trust a device on the account (in place of ``replaces``, its previous token), in one UpdateItem.
+
+    Holds only while the account has the version its sign-in read: a device
+    is never added after the account was disabled or got a new password.
+    """
+    names = {"#new": digest}
+    update = "SET devices.#new = :entry"
+    if replaces is not None and replaces != digest:
+        names["#old"] = replaces
+        update += " REMOVE devices.#old"
+    condition = "attribute_exists(devices) AND " + (
+        "version = :version" if account_version else "attribute_not_exists(version)"
+    )
+    values: dict[str, Any] = {":entry": dict(entry)}
+    if account_version:
+        values[":version"] = account_version
+    from botocore.exceptions import ClientError
+
+    try:
+        _ddb().update_item(
+            TableName=table,
+            Key=to_ddb({"pk": user_key(email)}),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_ddb(values),
+        )
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
+
+
+def remove_devices(table: str, email: str, digests: Sequence[str] | None) -> bool:
+    """Forget these trusted devices of the account (None: all of them), in one UpdateItem.
+
+    False when there is no such account.
+    """
+    from botocore.exceptions import ClientError
+
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_ddb({"pk": user_key(email)}),
+        "ConditionExpression": "attribute_exists(pk)",
+    }
+    if digests is None:
+        request["UpdateExpression"] = "SET devices = :empty"
+        request["ExpressionAttributeValues"] = to_ddb({":empty": {}})
+    else:
+        if not digests:
+            return True
+        names = {f"#d{index}": digest for index, digest in enumerate(digests)}
+        request["UpdateExpression"] = "REMOVE " + ", ".join(f"devices.{name}" for name in names)
+        request["ExpressionAttributeNames"] = names
+    try:
+        _ddb().update_item(**request)
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
 
 
 def renew_session(table: str, session: Mapping[str, Any], send: Send) -> None:

@@ -95,7 +95,7 @@ def serialize_dynamodb() -> list[Any]:
     return undo
 
 
-VERIFIED_FIELDS = {"verified", "email", "token", "token_type", "expires_in"}
+VERIFIED_FIELDS = {"verified", "email", "token", "token_type", "expires_in", "device_token"}
 
 
 def verified_as(body: Any) -> str:

@@ -189,7 +189,10 @@ def test_round_trips_jwks_warm_is_free_verify_adds_one_sign(stack):
     assert (
         stack.post("/otp/verify", {"session_id": started.data["session_id"], "code": code}).status_code == 200
     )
-    assert len(ddb) == 2 and token_calls[before:] == ["before-call.kms.Sign"]
+    # the right code: the guess and the device token's write, and one signature
+    assert ddb[1:] == ["before-call.dynamodb.UpdateItem"] * 2 and token_calls[before:] == [
+        "before-call.kms.Sign"
+    ]
 
 
 # ----------------------------------------------------------------- rotation
