@@ -4,6 +4,8 @@
     simple-otp add-user EMAIL --allow-weak            # skip the password policy (tests, demos)
     simple-otp disable-user EMAIL
     simple-otp enable-user EMAIL
+    simple-otp devices EMAIL                          # the account's trusted devices
+    simple-otp revoke-devices EMAIL (--all | ID)      # forget one device, or all
     simple-otp provision                              # table+stream+TTL, code key, sender
     simple-otp --stage dev provision --write-config   # ...and config + policies
     simple-otp --stage dev policy [--check]           # IAM policy files
@@ -26,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from chalicelib.errors import error_code
-from ops import OpsError, policies, provision, stage, users
+from ops import OpsError, devices, policies, provision, stage, users
 
 PROG = "simple-otp"
 
@@ -121,6 +123,18 @@ def _backfill_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _devices_command(args: argparse.Namespace, out: TextIO) -> int:
+    cfg = stage.load_settings()
+    if args.command == "devices":
+        devices.show(cfg, args.email, out)
+        return 0
+    if args.all == (args.id is not None):
+        raise OpsError("name one device ID, or --all")
+    count = devices.revoke(cfg, args.email, None if args.all else args.id)
+    print(f"{count} device(s) of {args.email} revoked", file=out)
+    return 0
+
+
 def _user_command(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     cfg = stage.load_settings()
     if args.command == "add-user":
@@ -155,6 +169,16 @@ def parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="accept a password the policy refuses (short, common, the address): for tests and demos",
             )
+    devices_parser = commands.add_parser(
+        "devices", parents=[stage_option], help="list the account's trusted devices"
+    )
+    devices_parser.add_argument("email")
+    revoke_parser = commands.add_parser(
+        "revoke-devices", parents=[stage_option], help="revoke one trusted device (by ID) or --all"
+    )
+    revoke_parser.add_argument("email")
+    revoke_parser.add_argument("id", nargs="?", help="a device ID from 'devices EMAIL'")
+    revoke_parser.add_argument("--all", action="store_true", help="every device of the account")
     provision_parser = commands.add_parser(
         "provision",
         parents=[stage_option],
@@ -217,6 +241,8 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             return _rotate_command(args, out)
         if args.command == "backfill-ids":
             return _backfill_command(args, out)
+        if args.command in ("devices", "revoke-devices"):
+            return _devices_command(args, out)
         return _user_command(args, stdin, out)
     except OpsError as error:
         print(f"error: {error}", file=sys.stderr)

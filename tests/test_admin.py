@@ -107,3 +107,40 @@ def test_allow_weak_is_only_on_add_user_and_says_what_it_is_for(capsys):
     assert "--allow-weak" in help_text and "for tests and demos" in help_text
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["disable-user", "x@example.com", "--allow-weak"])
+
+
+def _trusted_device(stack, label_agent: str) -> str:
+    started = stack.sign_in()
+    verified = stack.post(
+        "/otp/verify",
+        {"session_id": started.data["session_id"], "code": stack.latest_code()},
+        headers={"User-Agent": label_agent},
+    )
+    return verified.data["device_token"]
+
+
+def test_devices_lists_and_revoke_devices_forgets(stack, clock, capsys):
+    from chalicelib import codes
+    from devstack.environment import DEMO_EMAIL
+
+    assert run("devices", DEMO_EMAIL) == (0, f"user {DEMO_EMAIL} has no trusted devices\n")
+    firefox = _trusted_device(
+        stack, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0"
+    )
+    code, out = run("devices", DEMO_EMAIL)
+    lines = out.splitlines()
+    device_id = codes.device_hash(firefox)[:16]
+    assert code == 0 and lines[0].startswith("id") and len(lines) == 2
+    assert lines[1].startswith(device_id) and lines[1].endswith("Firefox on Windows")
+    assert firefox not in out  # the token itself is never shown
+    assert run("revoke-devices", DEMO_EMAIL)[0] == 2  # neither an id nor --all
+    assert run("revoke-devices", DEMO_EMAIL, "ffffffffffffffff")[0] == 2
+    assert run("revoke-devices", DEMO_EMAIL, device_id) == (0, f"1 device(s) of {DEMO_EMAIL} revoked\n")
+    assert run("devices", DEMO_EMAIL)[1] == f"user {DEMO_EMAIL} has no trusted devices\n"
+    clock.advance(60)  # past the cooldown
+    _trusted_device(stack, "curl/8.0")
+    assert run("revoke-devices", DEMO_EMAIL, "--all") == (0, f"1 device(s) of {DEMO_EMAIL} revoked\n")
+    assert run("devices", "ghost@example.com")[0] == 2
+    err = capsys.readouterr().err
+    assert "name one device ID, or --all" in err and "has no device ffffffffffffffff" in err
+    assert "no user ghost@example.com" in err
