@@ -6,6 +6,8 @@
  * VITE_OTP_CODE_LENGTH: digits per code, as the server's OTP_CODE_LENGTH (6 to 10, default 6).
  * VITE_RETURN_URL: where to post the token after a sign-in that came with ?state=..., e.g.
  *   https://app.example.com/callback (an absolute http(s) URL). Empty or invalid: no handover.
+ * VITE_SIGNUP: "true" or "false" fixes whether the page offers "Create an account"; unset, the
+ *   page asks the server (GET /config) when it starts.
  */
 
 export const MIN_CODE_LENGTH = 6
@@ -57,6 +59,18 @@ export function readReturnUrl(raw, warn = console.warn) {
   return url
 }
 
+/**
+ * VITE_SIGNUP as the page uses it: 'true' or 'false' when the build fixes it, '' to ask the
+ * server (GET /config). Anything else is ignored, with a console warning.
+ */
+export function readSignup(raw, warn = console.warn) {
+  const text = String(raw ?? '').trim().toLowerCase()
+  if (text === 'true' || text === 'false') return text
+  if (text) warn(`VITE_SIGNUP ${JSON.stringify(String(raw).trim())} is not "true" or "false"; it is ignored and the page asks the server (GET /config).`)
+  return ''
+}
+
 export const API_BASE_URL = normalizeBaseUrl(import.meta.env.VITE_API_BASE_URL)
 export const CODE_LENGTH = parseCodeLength(import.meta.env.VITE_OTP_CODE_LENGTH)
 export const RETURN_URL = readReturnUrl(import.meta.env.VITE_RETURN_URL)
+export const SIGNUP = readSignup(import.meta.env.VITE_SIGNUP)

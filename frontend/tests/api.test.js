@@ -120,4 +120,100 @@ describe('createOtpApi', () => {
     expect((await failure(api().startSignIn('a@b.co', 'pw'))).code).toBe('unexpected')
     expect((await failure(api().verifyCode('s', '123456'))).code).toBe('unexpected')
   })
+
+  it('sends the device token with POST /otp only when there is one of the right shape', async () => {
+    const device = 'dT1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+    const fetch = mockFetch(...Array.from({ length: 3 }, () => json(200, { session_id: 's', expires_in: 300, resend_in: 30 })))
+    await api().startSignIn('demo@example.com', 'pw', device)
+    await api().startSignIn('demo@example.com', 'pw', '')
+    await api().startSignIn('demo@example.com', 'pw', 'bad token')
+    expect(sentBody(fetch, 0)).toEqual({ email: 'demo@example.com', password: 'pw', device_token: device })
+    expect(sentBody(fetch, 1)).toEqual({ email: 'demo@example.com', password: 'pw' })
+    expect(sentBody(fetch, 2)).toEqual({ email: 'demo@example.com', password: 'pw' })
+  })
+
+  it('returns the device token of /otp/verify when it is URL-safe, and leaves it out otherwise', async () => {
+    const device = 'Zm9vYmFyYmF6cXV4LXF1dXhfY29ycmVjdC1ob3JzZQ'
+    mockFetch(
+      json(200, { verified: true, email: 'demo@example.com', device_token: device }),
+      json(200, { verified: true, email: 'demo@example.com', device_token: 'has space in it, not url safe' }),
+      json(200, { verified: true, email: 'demo@example.com', device_token: 12345 }),
+    )
+    expect((await api().verifyCode('s1', '123456')).deviceToken).toBe(device)
+    expect(await api().verifyCode('s1', '123456')).not.toHaveProperty('deviceToken')
+    expect(await api().verifyCode('s1', '123456')).not.toHaveProperty('deviceToken')
+  })
+
+  it('posts a new account to /signup and reads the 202', async () => {
+    const fetch = mockFetch(json(202, { session_id: 'su_1', expires_in: 600, resend_in: 45 }))
+    expect(await api().signUp('new@example.com', 'correct horse')).toEqual({ sessionId: 'su_1', expiresIn: 600, resendIn: 45 })
+    expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/signup')
+    expect(fetch.mock.calls[0][1].method).toBe('POST')
+    expect(sentBody(fetch)).toEqual({ email: 'new@example.com', password: 'correct horse' })
+  })
+
+  it('posts the code to /signup/verify and reads the 201 like a verified sign-in', async () => {
+    const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'
+    const device = 'dT1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+    const fetch = mockFetch(
+      json(201, { verified: true, email: 'new@example.com', token, token_type: 'Bearer', expires_in: 300, device_token: device }),
+      json(201, { verified: false }),
+    )
+    expect(await api().verifySignUp('su_1', '123456')).toEqual({ email: 'new@example.com', token, deviceToken: device })
+    expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/signup/verify')
+    expect(sentBody(fetch)).toEqual({ session_id: 'su_1', code: '123456' })
+    expect((await failure(api().verifySignUp('su_1', '123456'))).code).toBe('unexpected')
+  })
+
+  it('posts the email to /password/reset and reads the 202', async () => {
+    const fetch = mockFetch(json(202, { session_id: 'pr_1', expires_in: 900, resend_in: 60 }), json(202, {}))
+    expect(await api().requestReset('demo@example.com')).toEqual({ sessionId: 'pr_1', expiresIn: 900, resendIn: 60 })
+    expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/password/reset')
+    expect(sentBody(fetch)).toEqual({ email: 'demo@example.com' })
+    expect((await failure(api().requestReset('demo@example.com'))).code).toBe('unexpected')
+  })
+
+  it('posts the code and the new password to /password/reset/confirm', async () => {
+    const fetch = mockFetch(json(200, { reset: true }), json(200, { reset: 'yes' }))
+    expect(await api().confirmReset('pr_1', '123456', 'new secret words')).toEqual({ reset: true })
+    expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/password/reset/confirm')
+    expect(sentBody(fetch)).toEqual({ session_id: 'pr_1', code: '123456', new_password: 'new secret words' })
+    expect((await failure(api().confirmReset('pr_1', '123456', 'x'))).code).toBe('unexpected')
+  })
+
+  it('asks GET /config, without a body, whether sign-up is on', async () => {
+    const fetch = mockFetch(
+      json(200, { signup_enabled: true }),
+      json(200, { signup_enabled: false }),
+      json(200, { signup_enabled: 'true' }),
+      json(200, {}),
+    )
+    expect(await api().config()).toEqual({ signupEnabled: true })
+    const [url, init] = fetch.mock.calls[0]
+    expect(url).toBe('http://api.test/api/config')
+    expect(init.method).toBe('GET')
+    expect(init.body).toBeUndefined()
+    expect(init.headers).toEqual({ Accept: 'application/json' })
+    expect(init.credentials).toBe('omit')
+    for (let i = 0; i < 3; i += 1) expect(await api().config()).toEqual({ signupEnabled: false })
+  })
+
+  it('keeps the rule of weak_password and the message when it is plain text', async () => {
+    mockFetch(
+      json(400, { error: 'weak_password', message: 'Use at least 12 characters.', rule: 'too_short' }),
+      json(400, { error: 'weak_password', message: '<b>html</b>', rule: 'made_up' }),
+      json(400, { error: 'weak_password', message: 'x'.repeat(301), rule: 'common' }),
+    )
+    const first = await failure(api().signUp('a@b.co', 'pw'))
+    expect(first.code).toBe('weak_password')
+    expect(first.status).toBe(400)
+    expect(first.fields).toEqual({ rule: 'too_short' })
+    expect(first.serverMessage).toBe('Use at least 12 characters.')
+    const second = await failure(api().signUp('a@b.co', 'pw'))
+    expect(second.fields).toEqual({})
+    expect(second.serverMessage).toBe('')
+    const third = await failure(api().confirmReset('s', '123456', 'pw'))
+    expect(third.fields).toEqual({ rule: 'common' })
+    expect(third.serverMessage).toBe('')
+  })
 })

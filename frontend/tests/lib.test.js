@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest'
-import { normalizeBaseUrl, parseCodeLength } from '../src/config.js'
+import { describe, expect, it, vi } from 'vitest'
+import { normalizeBaseUrl, parseCodeLength, readSignup } from '../src/config.js'
 import { isValidEmail, maskEmail } from '../src/lib/email.js'
 import { formatClock, formatWait } from '../src/lib/format.js'
-import { errorMessage } from '../src/lib/messages.js'
+import { errorMessage, PASSWORD_RULE_TEXT } from '../src/lib/messages.js'
 
 describe('isValidEmail mirrors the server rules', () => {
   it.each([
@@ -70,6 +70,18 @@ describe('config', () => {
     expect(parseCodeLength('7.5')).toBe(6)
   })
 
+  it('reads VITE_SIGNUP: "true" or "false" fix it, anything else asks the server', () => {
+    const warn = vi.fn()
+    expect(readSignup('true', warn)).toBe('true')
+    expect(readSignup(' FALSE ', warn)).toBe('false')
+    expect(readSignup(undefined, warn)).toBe('')
+    expect(readSignup('', warn)).toBe('')
+    expect(warn).not.toHaveBeenCalled()
+    expect(readSignup('yes', warn)).toBe('')
+    expect(warn).toHaveBeenCalledOnce()
+    expect(warn.mock.calls[0][0]).toContain('VITE_SIGNUP "yes"')
+  })
+
   it('drops trailing slashes from the API base URL', () => {
     expect(normalizeBaseUrl('https://api.example.com/api/')).toBe('https://api.example.com/api')
     expect(normalizeBaseUrl(undefined)).toBe('')
@@ -95,5 +107,49 @@ describe('errorMessage', () => {
       expect(text).toContain(expected)
       expect(text).not.toMatch(/[{}<>]|boom|undefined/)
     }
+  })
+})
+
+describe('errorMessage for sign-up and reset', () => {
+  it('tells each flow how to start over when its code session ends', () => {
+    const ended = { code: 'session_expired', fields: { reason: 'expired' } }
+    expect(errorMessage(ended, 'verify')).toBe('This code has expired. Sign in again to get a new one.')
+    expect(errorMessage(ended, 'verify', 'signup')).toBe('This code has expired. Start again to get a new one.')
+    expect(errorMessage(ended, 'reset-confirm', 'reset')).toBe('This code has expired. Start again to get a new one.')
+    const last = { code: 'invalid_code', fields: { attemptsRemaining: 0 } }
+    expect(errorMessage(last, 'reset-confirm', 'reset')).toBe(
+      'That code is not correct. No attempts are left. Start again to get a new code.',
+    )
+  })
+
+  it('words weak_password by its rule, preferring the server\'s plain message', () => {
+    for (const rule of ['too_short', 'too_long', 'common', 'matches_email']) {
+      expect(errorMessage({ code: 'weak_password', fields: { rule } }, 'signup', 'signup')).toBe(PASSWORD_RULE_TEXT[rule])
+    }
+    expect(new Set(Object.values(PASSWORD_RULE_TEXT)).size).toBe(4)
+    expect(
+      errorMessage({ code: 'weak_password', fields: { rule: 'too_short' }, serverMessage: 'Use at least 12 characters.' }, 'signup'),
+    ).toBe('Use at least 12 characters.')
+    expect(errorMessage({ code: 'weak_password', fields: {} }, 'reset-confirm', 'reset')).toContain('too easy to guess')
+  })
+
+  it('shows the server\'s words for a refused sign-up, with our own when there are none', () => {
+    const refused = { code: 'signup_not_allowed', serverMessage: 'Only addresses at example.com can sign up.' }
+    expect(errorMessage(refused, 'signup', 'signup')).toBe('Only addresses at example.com can sign up.')
+    expect(errorMessage({ code: 'signup_not_allowed' }, 'signup', 'signup')).toBe(
+      'This email address cannot be used to create an account here.',
+    )
+    expect(errorMessage({ code: 'signup_disabled' }, 'signup', 'signup')).toContain('not possible')
+    expect(errorMessage({ code: 'account_exists' }, 'verify', 'signup')).toContain('An account already exists')
+  })
+
+  it('keeps sign-in\'s own invalid_request words, and uses the server\'s in the new flows', () => {
+    const bad = { code: 'invalid_request', serverMessage: "The field 'email' is too long." }
+    expect(errorMessage(bad, 'start')).toBe('Check the email address and password, then try again.')
+    expect(errorMessage(bad, 'signup', 'signup')).toBe("The field 'email' is too long.")
+    expect(errorMessage({ code: 'invalid_request' }, 'reset-request', 'reset')).toBe('Check the email address, then try again.')
+    expect(errorMessage({ code: 'rate_limited', fields: { retryAfter: 30 } }, 'reset-request', 'reset')).toBe(
+      'Too many codes were requested. Try again in 30 seconds.',
+    )
   })
 })
