@@ -22,6 +22,9 @@ export default defineConfig(({ command, mode }) => {
       setupFiles: ['tests/setup.js'],
       restoreMocks: true,
       unstubGlobals: true,
+      // Sign-up fixed off, so a mounted App makes no GET /config unless a test asks for it
+      // (with the App's `signup` prop); every fetch a test mocks is then one it expects.
+      env: { VITE_SIGNUP: 'false' },
     },
   }
 })

@@ -170,13 +170,19 @@ describe('SignInStep', () => {
     }
   })
 
-  it('shows and hides the password with a toggle button', async () => {
+  it('shows and hides the password with a toggle button named for what it does', async () => {
     const wrapper = mountStep()
     const toggle = wrapper.get('button[aria-controls="password"]')
     expect(toggle.attributes('type')).toBe('button')
-    expect(toggle.attributes('aria-pressed')).toBe('false')
+    // The name comes from the visible word, so it always contains it (WCAG 2.5.3, label in name).
+    expect(toggle.attributes('aria-label')).toBeUndefined()
+    expect(toggle.text()).toBe('Show password')
+    expect(toggle.get('.visually-hidden').text()).toBe('password')
     await toggle.trigger('click')
     expect(wrapper.get('#password').attributes('type')).toBe('text')
-    expect(toggle.attributes('aria-pressed')).toBe('true')
+    expect(toggle.text()).toBe('Hide password')
+    await toggle.trigger('click')
+    expect(wrapper.get('#password').attributes('type')).toBe('password')
+    expect(toggle.text()).toBe('Show password')
   })
 })

@@ -60,3 +60,13 @@ export async function settle() {
 export function alertText(wrapper) {
   return wrapper.get('[data-test="alert"]').text()
 }
+
+/** The data-screen name of the screen on show (signin, code, signup, reset-request, ...). */
+export function screenOf(wrapper) {
+  return wrapper.get('main [data-screen]').attributes('data-screen')
+}
+
+/** The path of every call made to the mocked fetch, in order ("GET /config", "POST /otp"). */
+export function callsOf(fetch) {
+  return fetch.mock.calls.map(([url, init]) => `${init?.method ?? 'GET'} ${new URL(url, 'http://x').pathname}`)
+}

@@ -1,0 +1,98 @@
+import { computed, nextTick, ref, watch } from 'vue'
+import { maskEmail } from '../lib/email.js'
+import { formatClock } from '../lib/format.js'
+import { errorMessage } from '../lib/messages.js'
+import { useCountdown } from './useCountdown.js'
+
+/**
+ * What every code screen shares (sign-in's and sign-up's code, the reset's code and new
+ * password): the code's expiry and the resend wait, counted down from deadlines; "Resend code"
+ * (POST /otp/resend, for every flow); the alert and status texts; and the end of a session
+ * (`closed`: expired, used, too_many_attempts, or a reason of the screen's own).
+ *
+ * `props` holds email, sessionId, expiresAt and resendAt; `flow` is signin, signup or reset;
+ * `resentText(masked)` is the status after a resend; `onResent()` clears the screen's fields;
+ * `focusCode()` and `focusClosed()` move the focus.
+ */
+export function useCodeSession(props, { api, flow, resentText, onResent, focusCode, focusClosed }) {
+  const error = ref('')
+  const status = ref('')
+  const resending = ref(false)
+  const closed = ref('')
+
+  const expiresAt = ref(props.expiresAt)
+  const resendAt = ref(props.resendAt)
+  const { seconds: expirySeconds } = useCountdown(expiresAt)
+  const { seconds: resendSeconds } = useCountdown(resendAt)
+
+  const masked = computed(() => maskEmail(props.email))
+  const resendDisabled = computed(() => resendSeconds.value > 0 || resending.value || Boolean(closed.value))
+  const resendText = computed(() => {
+    if (resending.value) return 'Sending…'
+    if (resendSeconds.value > 0) return `Resend code in ${formatClock(resendSeconds.value)}`
+    return 'Resend code'
+  })
+
+  async function close(reason, message) {
+    closed.value = reason
+    error.value = message
+    await nextTick()
+    focusClosed()
+  }
+
+  // The code's own clock: when it runs out, say so rather than wait for a failed submit.
+  watch(
+    expirySeconds,
+    (left) => {
+      if (left === 0 && !closed.value) {
+        close('expired', errorMessage({ code: 'session_expired', fields: { reason: 'expired' } }, 'verify', flow))
+      }
+    },
+    { immediate: true },
+  )
+
+  /** A failed submit of the code: ends the session, or says what was wrong. true when handled. */
+  async function codeFailure(failure, step) {
+    const message = errorMessage(failure, step, flow)
+    if (failure?.code === 'session_expired') {
+      await close(failure.fields?.reason || 'expired', message)
+      return true
+    }
+    if (failure?.code === 'invalid_code' && (failure.fields?.attemptsRemaining ?? 0) <= 0) {
+      await close('too_many_attempts', message)
+      return true
+    }
+    return false
+  }
+
+  async function resend() {
+    if (resendDisabled.value) return
+    error.value = ''
+    status.value = ''
+    resending.value = true
+    try {
+      const result = await api.resendCode(props.sessionId)
+      const now = Date.now()
+      expiresAt.value = now + result.expiresIn * 1000
+      resendAt.value = now + result.resendIn * 1000
+      onResent()
+      status.value = resentText(masked.value)
+      await nextTick()
+      focusCode()
+    } catch (failure) {
+      const message = errorMessage(failure, 'resend', flow)
+      if (failure?.code === 'session_expired') {
+        await close(failure.fields?.reason || 'expired', message)
+      } else {
+        if (failure?.code === 'rate_limited' && failure.fields?.retryAfter) {
+          resendAt.value = Date.now() + failure.fields.retryAfter * 1000
+        }
+        error.value = message
+      }
+    } finally {
+      resending.value = false
+    }
+  }
+
+  return { error, status, closed, masked, expirySeconds, resendDisabled, resendText, close, codeFailure, resend }
+}
