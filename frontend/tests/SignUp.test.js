@@ -151,6 +151,18 @@ describe('SignUpStep', () => {
     expect(fetch).not.toHaveBeenCalled()
   })
 
+  it('counts the password in characters, as the server does, not in UTF-16 units', async () => {
+    const fetch = mockFetch(SIGNUP_STARTED)
+    const wrapper = mountStep()
+    const emoji = '🔑'.repeat(1024) // 2048 UTF-16 units, 1024 characters
+    await fillAndSubmit(wrapper, 'new@example.com', emoji)
+    expect(wrapper.find('#new-password-error').exists()).toBe(false)
+    expect(sentBody(fetch).password).toBe(emoji)
+    await fillAndSubmit(wrapper, 'new@example.com', `${emoji}x`)
+    expect(wrapper.get('#new-password-error').text()).toBe('The password can be at most 1024 characters.')
+    expect(fetch).toHaveBeenCalledTimes(1)
+  })
+
   it('posts the trimmed email and the password to /signup and reports the session', async () => {
     const fetch = mockFetch(SIGNUP_STARTED)
     const wrapper = mountStep()

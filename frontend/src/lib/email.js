@@ -8,6 +8,11 @@
 export const MAX_EMAIL = 254
 export const MAX_PASSWORD = 1024
 
+/** A password's length as the server counts it: characters (code points), not UTF-16 units. */
+export function passwordLength(value) {
+  return [...String(value ?? '')].length
+}
+
 const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
 
