@@ -12,9 +12,10 @@ from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 
-from chalicelib import challenges, delivery, inputs, settings, tokens
+from chalicelib import challenges, delivery, inputs, selfservice, settings, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
+    AccountExists,
     InvalidCode,
     InvalidCredentials,
     InvalidRequest,
@@ -23,6 +24,9 @@ from chalicelib.errors import (
     RateLimited,
     ServiceUnavailable,
     SessionClosed,
+    SignupDisabled,
+    SignupNotAllowed,
+    WeakPassword,
     aws_unavailable,
 )
 
@@ -37,9 +41,13 @@ ROUTE = {"methods": ["POST"], "cors": CORS, "content_types": ["*/*"]}
 
 STATUS: dict[type[OtpError], int] = {
     InvalidRequest: 400,
+    WeakPassword: 400,
     InvalidCredentials: 401,
     InvalidCode: 401,
+    SignupDisabled: 403,
+    SignupNotAllowed: 403,
     MethodNotAllowed: 405,
+    AccountExists: 409,
     SessionClosed: 410,
     RateLimited: 429,
     ServiceUnavailable: 503,
@@ -68,27 +76,31 @@ def _error_response(error: Exception) -> Response:
     return _json(500, {"error": "internal_error", "message": "Something went wrong on our side."})
 
 
-def _handle(call: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+def _handle(call: Callable[[dict[str, Any]], dict[str, Any]], status: int = 200) -> Response:
     request = app.current_request
     try:
         body = inputs.parse_body(request.raw_body, request.headers.get("content-type"))
-        return _json(200, call(body))
+        return _json(status, call(body))
     except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer
         return _error_response(error)
 
 
-def _published(call: Callable[[], dict[str, Any]]) -> Response:
+def _published(call: Callable[[], dict[str, Any]], max_age: int = int(tokens.CACHE_SECONDS)) -> Response:
     """A public document: GET only, cacheable by anyone."""
     try:
         if app.current_request.method != "GET":
             raise MethodNotAllowed("GET")
-        return _json(200, call(), {"Cache-Control": f"public, max-age={int(tokens.CACHE_SECONDS)}"})
+        return _json(200, call(), {"Cache-Control": f"public, max-age={max_age}"})
     except Exception as error:  # noqa: BLE001 - every failure becomes a JSON answer
         return _error_response(error)
 
 
 def _source_ip() -> str | None:
     return (app.current_request.context.get("identity") or {}).get("sourceIp")
+
+
+def _user_agent() -> str | None:
+    return app.current_request.headers.get("user-agent")
 
 
 @app.route("/otp", **ROUTE)
@@ -98,8 +110,7 @@ def start_sign_in() -> Response:
 
 @app.route("/otp/verify", **ROUTE)
 def verify_code() -> Response:
-    user_agent = app.current_request.headers.get("user-agent")
-    return _handle(lambda body: challenges.verify(SETTINGS, body, user_agent))
+    return _handle(lambda body: challenges.verify(SETTINGS, body, _user_agent()))
 
 
 @app.route("/otp/resend", **ROUTE)
@@ -107,8 +118,33 @@ def resend_code() -> Response:
     return _handle(lambda body: challenges.resend(SETTINGS, body, _source_ip()))
 
 
+@app.route("/signup", **ROUTE)
+def sign_up() -> Response:
+    return _handle(lambda body: selfservice.signup(SETTINGS, body, _source_ip()), 202)
+
+
+@app.route("/signup/verify", **ROUTE)
+def verify_sign_up() -> Response:
+    return _handle(lambda body: selfservice.signup_verify(SETTINGS, body, _user_agent()), 201)
+
+
+@app.route("/password/reset", **ROUTE)
+def reset_password() -> Response:
+    return _handle(lambda body: selfservice.reset(SETTINGS, body, _source_ip()), 202)
+
+
+@app.route("/password/reset/confirm", **ROUTE)
+def confirm_password_reset() -> Response:
+    return _handle(lambda body: selfservice.reset_confirm(SETTINGS, body))
+
+
 # Every method is routed here so that the others get the JSON error shape (405).
 PUBLISHED = {"methods": ["GET", "POST", "PUT", "PATCH", "DELETE"], "content_types": ["*/*"]}
+
+
+@app.route("/config", cors=CORS, **PUBLISHED)
+def public_config() -> Response:
+    return _published(lambda: selfservice.public_config(SETTINGS), max_age=60)
 
 
 @app.route("/.well-known/jwks.json", **PUBLISHED)

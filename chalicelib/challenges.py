@@ -22,7 +22,7 @@ import hashlib
 import logging
 from typing import Any, Literal
 
-from chalicelib import codes, credentials, devices, inputs, keys, store, tokens
+from chalicelib import codes, credentials, devices, inputs, keys, mail, store, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
@@ -112,18 +112,27 @@ def _new_send(
     ends_at: int,
     source_ip: str | None,
     device: str | None,
+    mail_kind: str | None = "signin",
 ) -> store.Send:
-    """A fresh nonce under the current key, valid for the TTL but never past the session's end."""
+    """A fresh nonce under the current key, valid for the TTL but never past the session's end.
+
+    A send whose mail holds no code (``mail_kind`` without one, or None:
+    nothing is mailed) gets a right-code tag no guess can match, made with
+    the same work.
+    """
     version, key = keys.current_key(cfg.key_parameter)
     nonce = codes.new_nonce()
     expires_at = min(at + cfg.ttl_seconds, ends_at)
+    right = codes.guess_tag(key, digest, codes.derive_code(key, nonce, cfg.code_length))
+    if mail_kind is None or not mail.KINDS[mail_kind].has_code:
+        right = codes.unmatchable_tag()
     return store.Send(
         email=email,
         session_hash=digest,
         send_no=send_no,
         nonce=nonce,
         key_version=version,
-        code_tag=codes.guess_tag(key, digest, codes.derive_code(key, nonce, cfg.code_length)),
+        code_tag=right,
         expires_at=expires_at,
         valid_seconds=expires_at - at,
         windows=windows(cfg, "sends", email, source_ip, device),
@@ -131,6 +140,7 @@ def _new_send(
         now=at,
         cooldown_until=at + cfg.resend_cooldown_seconds,
         cooldown=email if device is None else f"device#{device}",
+        mail=mail_kind,
     )
 
 
@@ -219,6 +229,42 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     }
 
 
+def open_session(
+    cfg: Settings,
+    email: str,
+    source_ip: str | None,
+    purpose: str,
+    mail_kind: str | None,
+    account: store.Account | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """A session of ``purpose`` (sign-up, reset) and its first send, in one transaction.
+
+    It counts in the same send limits as an untrusted sign-in; ``mail_kind``
+    None sends nothing (but counts the same). Returns the 202 body.
+    """
+    at = now()
+    session_id = codes.new_session_id()
+    digest = codes.session_hash(session_id)
+    ends_at = at + cfg.session_max_seconds
+    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip, None, mail_kind)
+    try:
+        store.create_session(cfg.table_name, send, account, ends_at, at, extra={"purpose": purpose, **extra})
+    except store.Cancelled as cancelled:
+        if cancelled.conflicts:  # an id collision, or the account changed in between: not a user error
+            raise ServiceUnavailable() from None
+        log.info("send limited: purpose=%s email=%s limits=%s", purpose, mask(email), cancelled)
+        raise _rate_limited(cancelled, at) from None
+    log.info(
+        "session started: purpose=%s session=%s email=%s", purpose, codes.session_tag(session_id), mask(email)
+    )
+    return {
+        "session_id": session_id,
+        "expires_in": send.valid_seconds,
+        "resend_in": cfg.resend_cooldown_seconds,
+    }
+
+
 def _ends_at(cfg: Settings, session: dict[str, Any]) -> int:
     return int(session.get("ends_at") or int(session.get("created_at", 0)) + cfg.session_max_seconds)
 
@@ -255,6 +301,7 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
             log.info("resend refused: session=%s reason=%s", label, reason)
             raise SessionClosed(reason or "expired")
         send_no = int(session["send_no"]) + 1
+        kind = session.get("mail", "signin")  # a sign-up or reset session mails its own kind
         send = _new_send(
             cfg,
             session["email"],
@@ -264,6 +311,7 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
             _ends_at(cfg, session),
             source_ip,
             _device_ident(session),
+            None if kind == "none" else kind,
         )
         try:
             store.renew_session(cfg.table_name, session, send)
@@ -272,7 +320,9 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
                 log.info("resend limited: session=%s limits=%s", label, cancelled)
                 raise _rate_limited(cancelled, at) from None
             continue  # the session changed under us: read it again
-        log.info("code resent: session=%s send=%d", label, send_no)
+        log.info(
+            "code resent: purpose=%s session=%s send=%d", session.get("purpose", "signin"), label, send_no
+        )
         return {"expires_in": send.valid_seconds, "resend_in": cfg.resend_cooldown_seconds}
     raise ServiceUnavailable()
 
@@ -302,38 +352,72 @@ def _trust_device(cfg: Settings, session: dict[str, Any], at: int, user_agent: s
     return {"device_token": token}
 
 
-def verify(cfg: Settings, body: dict[str, Any], user_agent: str | None = None) -> dict[str, Any]:
-    """POST /otp/verify: one conditional write counts the attempt and decides."""
-    session_id = inputs.session_id(body)
-    submitted = inputs.code(body, cfg.code_length)
+def _purpose_of(session: dict[str, Any] | None) -> str | None:
+    return (session or {}).get("purpose")
+
+
+def check_code(
+    cfg: Settings, session_id: str, submitted: str, purpose: str | None
+) -> tuple[dict[str, Any], int]:
+    """Count one attempt at the code of a session of ``purpose`` (None: a sign-in), atomically.
+
+    Returns the session as it was before the attempt, and the time, when
+    the code is right; raises :class:`InvalidCode` when it is wrong and
+    :class:`SessionClosed` when the session takes no more codes (a session
+    of another purpose counts as unknown: "expired").
+    """
     digest = codes.session_hash(session_id)
     label = codes.session_tag(session_id)
     version, key = keys.current_key(cfg.key_parameter)
     at = now()
     tag = codes.guess_tag(key, digest, submitted)
-    counted, before = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts)
+    guess = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts, purpose)
+    counted, before = guess
     made_with = before.get("key_version") if before else None
-    if not counted and made_with is not None and made_with != version and not _closed_reason(cfg, before, at):
+    own = before is not None and _purpose_of(before) == purpose
+    if (
+        not counted
+        and own
+        and made_with is not None
+        and made_with != version
+        and not _closed_reason(cfg, before, at)
+    ):
         # Made with another version of the key (a rotation): the code is that version's.
         key = keys.key_at(cfg.key_parameter, int(made_with))
         tag = codes.guess_tag(key, digest, submitted)
         counted, before = store.record_guess(
-            cfg.table_name, digest, tag, int(made_with), at, cfg.max_attempts
+            cfg.table_name, digest, tag, int(made_with), at, cfg.max_attempts, purpose
         )
+    what = purpose or "signin"
     if not counted or before is None:
-        reason = _closed_reason(cfg, before, at) or "expired"
-        log.info("verify refused: session=%s reason=%s", label, reason)
+        reason = (_closed_reason(cfg, before, at) if own else None) or "expired"
+        log.info("verify refused: purpose=%s session=%s reason=%s", what, label, reason)
         raise SessionClosed(reason)
     if codes.codes_equal(str(before.get("code_tag", "")), tag):
-        if not before.get("sub"):  # a session opened before accounts had ids: start again
-            log.info("verify refused: session=%s reason=no account id", label)
-            raise SessionClosed("expired")
-        device = _trust_device(cfg, before, at, user_agent)
-        log.info("verified: session=%s", label)
-        token = tokens.issue(
-            cfg, sub=before["sub"], email=before["email"], auth_time=int(before["created_at"]), at=at
-        )
-        return {"verified": True, "email": before["email"], **token, **device}
+        return before, at
     remaining = cfg.max_attempts - (int(before.get("attempts", 0)) + 1)
-    log.info("wrong code: session=%s attempts_remaining=%d", label, remaining)
+    log.info("wrong code: purpose=%s session=%s attempts_remaining=%d", what, label, remaining)
     raise InvalidCode(remaining)
+
+
+def signed_in(cfg: Settings, email: str, sub: str, auth_time: int, at: int) -> dict[str, Any]:
+    """The answer of a verification that signs the person in: the token fields (device token apart)."""
+    return {
+        "verified": True,
+        "email": email,
+        **tokens.issue(cfg, sub=sub, email=email, auth_time=auth_time, at=at),
+    }
+
+
+def verify(cfg: Settings, body: dict[str, Any], user_agent: str | None = None) -> dict[str, Any]:
+    """POST /otp/verify: one conditional write counts the attempt and decides."""
+    session_id = inputs.session_id(body)
+    submitted = inputs.code(body, cfg.code_length)
+    label = codes.session_tag(session_id)
+    before, at = check_code(cfg, session_id, submitted, None)
+    if not before.get("sub"):  # a session opened before accounts had ids: start again
+        log.info("verify refused: session=%s reason=no account id", label)
+        raise SessionClosed("expired")
+    device = _trust_device(cfg, before, at, user_agent)
+    log.info("verified: purpose=signin session=%s", label)
+    return {**signed_in(cfg, before["email"], before["sub"], int(before["created_at"]), at), **device}

@@ -79,6 +79,12 @@ def guess_tag(key: bytes, session_hash: str, code: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
+def unmatchable_tag() -> str:
+    """A right-code tag for a session whose mail holds no code: random, and
+    not of :func:`guess_tag`'s form (another length), so no guess matches it."""
+    return "none-" + secrets.token_hex(16)
+
+
 def codes_equal(expected: str, submitted: str) -> bool:
     """Constant-time comparison of two codes."""
     return hmac.compare_digest(expected.encode("ascii"), submitted.encode("ascii"))

@@ -61,7 +61,7 @@ def _challenges(records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list
     for event_name, image in records:
         if event_name != "INSERT" or not image:
             continue
-        if image.get("kind", {}).get("S") != "challenge":
+        if image.get("kind", {}).get("S") not in ("challenge", "notice"):
             continue
         item = store.from_ddb(image)
         if item:
@@ -76,32 +76,51 @@ def _key(cfg: Settings, item: Mapping[str, Any]) -> bytes:
     return keys.key_at(cfg.key_parameter, int(version))
 
 
+def _claim(cfg: Settings, item: dict[str, Any], at: int, label: str) -> tuple[bool, bytes | None] | str:
+    """Claim the item for mailing: (claimed, key for its code), or an outcome to return."""
+    if item["kind"] == "notice":
+        if store.claim_notice(cfg.table_name, item["pk"], at):
+            return True, None
+        log.info("not mailed, already mailed: %s", label)
+        return "skipped"
+    key = None
+    if mail.KINDS[item.get("mail", "signin")].has_code:
+        try:
+            key = _key(cfg, item)  # before the claim: without a key nothing is claimed
+        except OtpError:
+            return RETRY
+    claim = store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
+    if not claim.claimed:
+        log.info("not mailed, %s: %s", claim.reason, label)
+        return "skipped"
+    return True, key
+
+
 def _mail_one(cfg: Settings, item: dict[str, Any]) -> str:
-    """Mail one challenge; returns "sent", "skipped" or the outcome of its failure."""
-    label = f"session={item['session'][:12]} send={item['send_no']}"
+    """Mail one challenge or notice; returns "sent", "skipped" or the outcome of its failure."""
+    kind = item.get("mail", "signin")
+    label = f"session={item['session'][:12]} send={item.get('send_no', 0)} mail={kind}"
     to = mail.mask(item["email"])
     at = now()
     if int(item["expires_at"]) <= at:
         log.warning("not mailed, already expired: %s", label)
         return "skipped"
-    try:
-        key = _key(cfg, item)  # before the claim: without a key nothing is claimed
-    except OtpError:
-        return RETRY
-    claim = store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
-    if not claim.claimed:
-        log.info("not mailed, %s: %s", claim.reason, label)
+    if kind == "none":  # a reset for no account: counted like the others, mailed to nobody
         return "skipped"
+    claimed = _claim(cfg, item, at, label)
+    if isinstance(claimed, str):
+        return claimed
+    _, key = claimed
     try:
-        code = codes.derive_code(key, item["nonce"], cfg.code_length)
-        message = mail.render(cfg.sender, item["email"], code, int(item["valid_seconds"]))
+        code = codes.derive_code(key, item["nonce"], cfg.code_length) if key is not None else None
+        message = mail.render(cfg.sender, item["email"], code, int(item.get("valid_seconds", 0)), kind)
         mail.send(cfg.sender, item["email"], message)
     except Exception as error:  # noqa: BLE001 - every failure is sorted below
         result = outcome(error)
         reason = error_code(error) or type(error).__name__
         if result == RETRY:
             log.error("mail failed, will retry: %s to=%s reason=%s", label, to, reason)
-            store.release_challenge(cfg.table_name, item["pk"], at)
+            store.release_challenge(cfg.table_name, item["pk"], at)  # a notice's mark too
         elif result == FINAL:
             log.error("mail refused for good, not retried: %s to=%s reason=%s", label, to, reason)
         else:

@@ -55,6 +55,36 @@ class SessionClosed(OtpError):
         self.reason = reason
 
 
+class WeakPassword(OtpError):
+    """A new password the policy refuses; ``rule`` says which rule (chalicelib.passwords)."""
+
+    code = "weak_password"
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message, rule=rule)
+
+
+class SignupDisabled(OtpError):
+    code = "signup_disabled"
+
+    def __init__(self) -> None:
+        super().__init__("Sign-up is turned off here: ask the administrator for an account.")
+
+
+class SignupNotAllowed(OtpError):
+    code = "signup_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("Accounts cannot be created for addresses of this domain here.")
+
+
+class AccountExists(OtpError):
+    code = "account_exists"
+
+    def __init__(self) -> None:
+        super().__init__("An account already exists for this address: sign in, or reset the password.")
+
+
 class MethodNotAllowed(OtpError):
     code = "method_not_allowed"
 

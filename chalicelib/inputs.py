@@ -92,10 +92,10 @@ def email(body: dict[str, Any]) -> str:
     return value.lower()
 
 
-def password(body: dict[str, Any]) -> str:
-    value = _string(body, "password")
+def password(body: dict[str, Any], name: str = "password") -> str:
+    value = _string(body, name)
     if not value or len(value) > MAX_PASSWORD:
-        raise InvalidRequest(f"The password must be 1 to {MAX_PASSWORD} characters.")
+        raise InvalidRequest(f"The {name.replace('_', ' ')} must be 1 to {MAX_PASSWORD} characters.")
     return value
 
 

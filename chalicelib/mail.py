@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -13,36 +14,90 @@ from chalicelib.errors import error_code
 SUBJECT = "Your sign-in code"
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One kind of mail: its subject, what it says around the code, and what to do if unasked."""
+
+    subject: str
+    lead: str  # the sentence before the code (or the whole message, for a mail without one)
+    after: str  # what the code does, or what to do next
+    unasked: str  # what to do if the person did not ask for it
+    has_code: bool = True
+
+
+KINDS: dict[str, Kind] = {
+    "signin": Kind(
+        SUBJECT,
+        "Your sign-in code is:",
+        "It is valid for {validity} and works once.",
+        "If you did not try to sign in, you can ignore this email: nobody can sign in with this code "
+        "without your password, and it expires on its own. If this keeps happening, change your password.",
+    ),
+    "signup": Kind(
+        "Confirm your email address",
+        "To finish creating your account, enter this code:",
+        "It is valid for {validity} and works once.",
+        "If you did not try to create an account, you can ignore this email: no account is made "
+        "without this code, and it expires on its own.",
+    ),
+    "signup-exists": Kind(
+        "Confirm your email address",
+        "Someone tried to create an account with this address, but you already have one.",
+        "To get in, sign in with your password on the sign-in page. If you forgot it, choose "
+        '"Forgot your password?" there to set a new one.',
+        "If this was not you, you can ignore this email: your account has not changed.",
+        has_code=False,
+    ),
+    "reset": Kind(
+        "Reset your password",
+        "To choose a new password, enter this code:",
+        "It is valid for {validity} and works once.",
+        "If you did not ask to reset your password, you can ignore this email: your password stays "
+        "as it is unless this code is entered, and it expires on its own.",
+    ),
+    "password-changed": Kind(
+        "Your password was changed",
+        "The password of your account was just changed.",
+        "Every other sign-in was ended, and devices that were remembered must sign in again.",
+        'If you did not change it, reset your password at once with "Forgot your password?" '
+        "on the sign-in page, and tell the administrator of this service.",
+        has_code=False,
+    ),
+}
+
+
 def mask(address: str) -> str:
     """``a***@example.com``: enough to recognise, not enough to harvest."""
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
 
 
-def render(sender: str, recipient: str, code: str, valid_seconds: int) -> EmailMessage:
+def render(
+    sender: str, recipient: str, code: str | None, valid_seconds: int, kind: str = "signin"
+) -> EmailMessage:
     """A multipart/alternative message with a plain-text and an HTML part."""
+    what = KINDS[kind]
     minutes = max(1, round(valid_seconds / 60))
     validity = f"{minutes} minute{'s' if minutes != 1 else ''}"
-    text = (
-        f"Your sign-in code is: {code}\n\n"
-        f"It is valid for {validity} and works once.\n\n"
-        "If you did not try to sign in, you can ignore this email: nobody can sign in "
-        "with this code without your password, and it expires on its own. If this keeps "
-        "happening, change your password.\n"
-    )
-    safe_code = html.escape(code)
+    after = what.after.format(validity=validity)
+    if what.has_code and code is not None:
+        text = f"{what.lead} {code}\n\n{after}\n\n{what.unasked}\n"
+        code_html = (
+            '<p style="font-size:28px;font-weight:700;letter-spacing:6px;font-family:monospace">'
+            f"{html.escape(code)}</p>\n"
+        )
+    else:
+        text = f"{what.lead}\n\n{after}\n\n{what.unasked}\n"
+        code_html = ""
     body = f"""<!doctype html>
 <html lang="en"><body style="font-family:system-ui,sans-serif;color:#1a1a1a;line-height:1.5">
-<p>Your sign-in code is:</p>
-<p style="font-size:28px;font-weight:700;letter-spacing:6px;font-family:monospace">{safe_code}</p>
-<p>It is valid for {html.escape(validity)} and works once.</p>
-<p style="color:#555">If you did not try to sign in, you can ignore this email: nobody can
-sign in with this code without your password, and it expires on its own. If this keeps
-happening, change your password.</p>
+<p>{html.escape(what.lead)}</p>
+{code_html}<p>{html.escape(after)}</p>
+<p style="color:#555">{html.escape(what.unasked)}</p>
 </body></html>
 """
     message = EmailMessage()
-    message["Subject"] = SUBJECT
+    message["Subject"] = what.subject
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = formatdate(usegmt=True)

@@ -43,6 +43,8 @@ class Settings:
     failed_sign_ins_per_device_per_hour: int = 10
     sends_per_device_per_hour: int = 10
     mails_per_email_per_hour: int = 30
+    signup_enabled: bool = False
+    signup_allowed_domains: tuple[str, ...] = ()  # empty: any domain
 
 
 # name -> (field, minimum, maximum)
@@ -96,6 +98,8 @@ _ISSUER = re.compile(
 )
 
 _LOCAL = "http only for localhost or 127.0.0.1"
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_BOOLEANS = {"true": True, "false": False}
 
 _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_TABLE_NAME": (_TABLE_NAME, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
@@ -138,4 +142,19 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if not low <= number <= high:
             raise ConfigError(f"{name}={number} is out of range: allowed {low} to {high}")
         values[field] = number
+    raw = env.get("OTP_SIGNUP_ENABLED", "").strip().lower()
+    if raw:
+        if raw not in _BOOLEANS:
+            raise ConfigError(f"OTP_SIGNUP_ENABLED={raw!r} is not valid: expected true or false")
+        values["signup_enabled"] = _BOOLEANS[raw]
+    raw = env.get("OTP_SIGNUP_ALLOWED_DOMAINS", "").strip()
+    if raw:
+        domains = tuple(part.strip().lower() for part in raw.split(","))
+        for domain in domains:
+            if not _DOMAIN.fullmatch(domain):
+                raise ConfigError(
+                    f"OTP_SIGNUP_ALLOWED_DOMAINS has {domain!r}: expected domains such as "
+                    "example.com,example.org (comma-separated)"
+                )
+        values["signup_allowed_domains"] = domains
     return Settings(**values)  # type: ignore[arg-type]

@@ -21,7 +21,13 @@ pk                             kind         holds
                                             in one clock hour
 ``cooldown#<email>``           cooldown     earliest time of the next send (for a
 ``cooldown#device#<id>``                    trusted device: its own)
+``notice#<sha256>``            notice       a mail without a code ("your password
+                                            was changed"); its INSERT is mailed
 =============================  ===========  ====================================
+
+A session has a ``purpose``: absent for a sign-in, ``signup`` or ``reset``;
+each verify route takes only its own. Its ``mail`` says what its sends mail
+(absent: the sign-in code).
 
 A session is *used* when its last guess is the right code (``last_tag =
 code_tag``): both are stored, so every condition below can refuse a used
@@ -104,6 +110,10 @@ def cooldown_key(ident: str) -> str:
     return f"cooldown#{ident}"
 
 
+def notice_key(session_hash: str) -> str:
+    return f"notice#{session_hash}"
+
+
 # ---------------------------------------------------------------- values
 
 
@@ -142,6 +152,7 @@ class Send:
     now: int
     cooldown_until: int
     cooldown: str  # whose cooldown: the address, or "device#<id>" for a trusted device
+    mail: str | None = "signin"  # what is mailed (chalicelib.mail.KINDS); None: nothing at all
 
     @property
     def challenge_pk(self) -> str:
@@ -205,12 +216,15 @@ def save_user(
     create: bool,
     new_sub: str,
     revoke_devices: bool = True,
+    expected_version: int | None = None,
 ) -> dict[str, Any] | None:
     """Apply ``changes`` to the user item and bump its version, in one UpdateItem.
 
     With ``create`` a missing user is made (enabled, no open sessions);
     without it a missing user is left alone and None comes back. With
-    ``revoke_devices`` every trusted device is forgotten. Returns the item
+    ``revoke_devices`` every trusted device is forgotten; with
+    ``expected_version`` (0: none yet) the change holds only while the
+    account still has that version, else None. Returns the item
     after the change: its ``sessions`` are the ones to close, and any
     sign-in still in flight fails on the new version.
     """
@@ -238,10 +252,16 @@ def save_user(
     }
     if not create:
         request["ConditionExpression"] = "attribute_exists(pk)"
+    if expected_version is not None:
+        request["ConditionExpression"] = "attribute_exists(pk) AND " + (
+            "version = :expected" if expected_version else "attribute_not_exists(version)"
+        )
+        if expected_version:
+            request["ExpressionAttributeValues"].update(to_ddb({":expected": expected_version}))
     try:
         response = _ddb().update_item(**request)
     except ClientError as error:
-        if not create and is_conditional_failure(error):
+        if "ConditionExpression" in request and is_conditional_failure(error):
             return None
         raise
     return from_ddb(response.get("Attributes"))
@@ -249,7 +269,13 @@ def save_user(
 
 def close_sessions(table: str, session_hashes: Sequence[str]) -> None:
     """Delete these sessions (an account change ended them); one BatchWriteItem per 25."""
-    pending = [{"DeleteRequest": {"Key": to_ddb({"pk": session_key(h)})}} for h in session_hashes]
+    write_batch(table, [session_key(h) for h in session_hashes], [])
+
+
+def write_batch(table: str, delete_keys: Sequence[str], puts: Sequence[Mapping[str, Any]]) -> None:
+    """Delete the items of these keys and put these items: one BatchWriteItem per 25."""
+    pending: list[dict[str, Any]] = [{"DeleteRequest": {"Key": to_ddb({"pk": pk})}} for pk in delete_keys]
+    pending += [{"PutRequest": {"Item": to_ddb(item)}} for item in puts]
     for start in range(0, len(pending), 25):
         requests = pending[start : start + 25]
         for _ in range(5):
@@ -324,6 +350,8 @@ def _challenge_put(table: str, send: Send) -> tuple[_Role, dict[str, Any]]:
         "expires_at": send.expires_at,
         "valid_seconds": send.valid_seconds,
     }
+    if send.mail != "signin":
+        item["mail"] = send.mail or "none"  # "none": the mailer sends nothing for it
     return (
         "challenge",
         {
@@ -367,6 +395,11 @@ def _transact(writes: Sequence[tuple[_Role, dict[str, Any]]]) -> None:
 
 
 def _send_writes(table: str, session_write: dict[str, Any], send: Send) -> list[tuple[_Role, dict[str, Any]]]:
+    """The session's write, its challenge, the cooldown and the limits.
+
+    A send that mails nothing still writes its challenge (marked so): the
+    same writes whether or not there is someone to mail.
+    """
     writes: list[tuple[_Role, dict[str, Any]]] = [
         ("session", session_write),
         _challenge_put(table, send),
@@ -402,7 +435,7 @@ def give_back(table: str, windows: Sequence[Window], hour: int) -> None:
 def create_session(
     table: str,
     send: Send,
-    account: Account,
+    account: Account | None,
     session_ends_at: int,
     created_at: int,
     refund: Sequence[Window] = (),
@@ -414,7 +447,9 @@ def create_session(
     The account's item records the session (so an account change can end
     it) on the condition that the account did not change since it was read;
     the password-check slots taken in ``refund_hour`` are given back.
-    ``extra`` are more attributes of the session (its trusted device).
+    ``extra`` are more attributes of the session (its trusted device, its
+    purpose). Without an ``account`` (a sign-up, a reset for no account)
+    the session belongs to none.
     """
     session = {
         "pk": session_key(send.session_hash),
@@ -428,8 +463,8 @@ def create_session(
         "expires_at": send.expires_at,
         "created_at": created_at,
         "ends_at": session_ends_at,
-        "sub": account.sub,
-        "account_version": account.version or 0,
+        **({"sub": account.sub, "account_version": account.version or 0} if account else {}),
+        **({} if send.mail == "signin" else {"mail": send.mail or "none"}),
         **(extra or {}),
     }
     put = {
@@ -440,9 +475,9 @@ def create_session(
         }
     }
     writes = _send_writes(table, put, send)
-    writes.append(
-        ("account", _register_session(table, account, send.session_hash, session_ends_at, created_at))
-    )
+    if account is not None:
+        register = _register_session(table, account, send.session_hash, session_ends_at, created_at)
+        writes.append(("account", register))
     _transact(writes + _all_windows(table, refund, refund_hour, change=-1))
 
 
@@ -495,6 +530,38 @@ def _register_session(
     if names:
         request["ExpressionAttributeNames"] = names
     return {"Update": request}
+
+
+def create_account(
+    table: str, email: str, password_hash: str, sub: str, now: int, devices: Mapping[str, Any]
+) -> bool:
+    """Make a new, enabled account with these trusted ``devices``, in one PutItem.
+
+    False when the address already has one (another sign-up won the race,
+    or an operator made it): nothing is overwritten.
+    """
+    from botocore.exceptions import ClientError
+
+    item = {
+        "pk": user_key(email),
+        "kind": "user",
+        "email": email,
+        "password_hash": password_hash,
+        "disabled": False,
+        "version": 1,
+        "sub": sub,
+        "sessions": {},
+        "devices": dict(devices),
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        _ddb().put_item(TableName=table, Item=to_ddb(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
 
 
 def add_device(
@@ -604,12 +671,19 @@ def get_session(table: str, session_hash: str) -> dict[str, Any] | None:
 
 
 def record_guess(
-    table: str, session_hash: str, tag: str, key_version: int, now: int, max_attempts: int
+    table: str,
+    session_hash: str,
+    tag: str,
+    key_version: int,
+    now: int,
+    max_attempts: int,
+    purpose: str | None = None,
 ) -> tuple[bool, dict[str, Any] | None]:
     """Count one verification attempt and remember its tag, atomically.
 
-    The write holds only while the session exists, was made with
-    ``key_version``, has not expired, has attempts left and was not used.
+    The write holds only while the session exists, has this ``purpose``
+    (None: a sign-in), was made with ``key_version``, has not expired, has
+    attempts left and was not used.
     Returns (counted, item before the write); the item tells the caller
     whether the code was right (its ``code_tag`` is ``tag``) or why the
     session refused it.
@@ -623,10 +697,12 @@ def record_guess(
             UpdateExpression="SET last_tag = :tag ADD attempts :one",
             ConditionExpression=(
                 "attribute_exists(pk) AND key_version = :kv AND expires_at > :now "
-                f"AND attempts < :max AND {_NOT_USED}"
+                f"AND attempts < :max AND {_NOT_USED} AND "
+                + ("attribute_not_exists(purpose)" if purpose is None else "purpose = :purpose")
             ),
             ExpressionAttributeValues=to_ddb(
                 {":one": 1, ":tag": tag, ":kv": key_version, ":now": now, ":max": max_attempts}
+                | ({} if purpose is None else {":purpose": purpose})
             ),
             ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -711,6 +787,17 @@ def claim_challenge(table: str, challenge: Mapping[str, Any], now: int, max_atte
         reason = "already mailed" if "challenge" in cancelled.conflicts else "cannot work"
         return Claim(False, reason)
     return Claim(True)
+
+
+def claim_notice(table: str, pk: str, now: int) -> bool:
+    """Mark a notice as being mailed; False when it already was (a record delivered twice)."""
+    return _conditional_update(
+        table,
+        pk,
+        "SET mailed_at = :now",
+        "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
+        {":now": now},
+    )
 
 
 def release_challenge(table: str, pk: str, now: int) -> None:

@@ -26,12 +26,12 @@ from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# How chalicelib.mail words it: "Your sign-in code is: 123456".
-CODE_RE = re.compile(r"code is:\s*(\d{6,10})")
+# How chalicelib.mail words it: "Your sign-in code is: 123456", "... enter this code: 123456".
+CODE_RE = re.compile(r"code(?: is)?:\s*(\d{6,10})")
 
 
 def code_in(text: str) -> str:
-    """The sign-in code in a message's text; ValueError when there is none."""
+    """The code in a message's text; ValueError when there is none."""
     match = CODE_RE.search(text)
     if match is None:
         raise ValueError(f"no code in message text: {text!r}")

@@ -19,6 +19,11 @@ ERROR_CODES = {
     "rate_limited",
     "service_unavailable",
     "internal_error",
+    "method_not_allowed",
+    "weak_password",
+    "signup_disabled",
+    "signup_not_allowed",
+    "account_exists",
 }
 
 
@@ -40,6 +45,8 @@ def error_shape(status: int, headers: dict[str, str], raw: bytes | str) -> dict[
         assert isinstance(body["attempts_remaining"], int) and body["attempts_remaining"] >= 0
     if body["error"] == "session_expired":
         assert body["reason"] in {"expired", "used", "too_many_attempts"}
+    if body["error"] == "weak_password":
+        assert body["rule"] in {"too_short", "too_long", "common", "matches_email"}
     return body
 
 
