@@ -120,11 +120,14 @@ def role_policies(
         {
             # GetItem: the user at sign-in, sessions at resend. PutItem and
             # UpdateItem: the Put and Update writes of the sign-in/resend
-            # TransactWriteItems (and the password-check slots), and the
-            # verification UpdateItem.
+            # TransactWriteItems (and the password-check slots), the
+            # verification UpdateItem, the account a sign-up creates.
+            # BatchWriteItem: a password reset closing the account's
+            # sessions, clearing its failure buckets and queueing the notice.
             "Sid": "TableItems",
             "Effect": "Allow",
             "Action": [
+                "dynamodb:BatchWriteItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",

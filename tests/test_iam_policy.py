@@ -17,6 +17,7 @@ StringLike conditions) stands in for IAM.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,9 +141,9 @@ def iam_requests(
     if service == "dynamodb":
         if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
             return [Request(f"dynamodb:{operation}", place.arn("dynamodb", f"table/{params['TableName']}"))]
-        if operation == "BatchGetItem":
+        if operation in ("BatchGetItem", "BatchWriteItem"):
             return [
-                Request("dynamodb:BatchGetItem", place.arn("dynamodb", f"table/{table}"))
+                Request(f"dynamodb:{operation}", place.arn("dynamodb", f"table/{table}"))
                 for table in params["RequestItems"]
             ]
         if operation == "TransactWriteItems":
@@ -258,6 +259,26 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
     _as(recorder, "api_handler")
     assert stack.post("/otp/verify", {"session_id": session, "code": code}).status_code == 200
 
+    # sign-up and password reset
+    stack.app_module.SETTINGS = dataclasses.replace(stack.app_module.SETTINGS, signup_enabled=True)
+    signup = stack.post("/signup", {"email": "joiner@example.com", "password": "a long new passphrase"})
+    assert signup.status_code == 202, signup.body
+    clock.advance(60)
+    reset = stack.post("/password/reset", {"email": DEMO_EMAIL})
+    assert reset.status_code == 202, reset.body
+    _as(recorder, "send_code")
+    stack.pump()
+    codes_sent = {mail.to[0]: mail.code for mail in sent_mail()[-2:]}
+    _as(recorder, "api_handler")
+    joined = {"session_id": signup.data["session_id"], "code": codes_sent["joiner@example.com"]}
+    assert stack.post("/signup/verify", joined).status_code == 201
+    confirm = {"session_id": reset.data["session_id"], "code": codes_sent[DEMO_EMAIL]}
+    confirm["new_password"] = "another long passphrase"
+    assert stack.post("/password/reset/confirm", confirm).status_code == 200
+    _as(recorder, "send_code")
+    stack.pump()  # the "password changed" notice
+    assert sent_mail()[-1].subject == "Your password was changed"
+
     env = {**TEST_ENV, "OTP_STREAM_ARN": stack.stream_arn}
     policies = role_policies(env, "simple-otp", "test")
     place = Place.of(stack.stream_arn)
@@ -270,6 +291,8 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
                 ("dynamodb", "GetItem"),
                 ("dynamodb", "TransactWriteItems"),
                 ("dynamodb", "UpdateItem"),
+                ("dynamodb", "PutItem"),
+                ("dynamodb", "BatchWriteItem"),
                 ("ssm", "GetParameter"),
                 ("kms", "DescribeKey"),
                 ("kms", "GetPublicKey"),
@@ -434,7 +457,7 @@ def test_static_scan_every_call_in_code_is_granted_in_the_deploy_stage():
         found = [call for call in found if call not in NOT_AWS_CALLS]
         for service, operation in found:
             call = dict(params)
-            if operation == "BatchGetItem":
+            if operation in ("BatchGetItem", "BatchWriteItem"):
                 call["RequestItems"] = {params["TableName"]: {}}
             if operation == "TransactWriteItems":
                 assert scan.transact_kinds, "a transaction with no Put/Update/Delete/ConditionCheck?"
