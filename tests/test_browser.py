@@ -10,99 +10,24 @@ read the email. Screenshots of the steps go to test-artifacts/screenshots/
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
-from devstack.harness import ROOT, LocalStack, code_of
+from devstack.harness import LocalStack, code_of
+from tests import browser_support
+from tests.browser_support import NARROW, WIDE, expect, focused_id, wrong
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-WIDE = {"width": 1280, "height": 800}
-NARROW = {"width": 375, "height": 812}
-# The bound of every wait for the page (actions and expect() alike; expect's own default is 5 s).
-# Each returns as soon as the page is there, so the bound is sized for a busy machine.
-TIMEOUT_MS = 60_000
-# The send cooldown and the code's life outlast any test, so the page's "Resend code in"
-# and a typed code cannot run out of time while a slow machine gets there.
-STACK_ENV = {"OTP_RESEND_COOLDOWN_SECONDS": "600", "OTP_TTL_SECONDS": "1200"}
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def shoot(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., None]]:
-    """Save full-page screenshots under SHOTS; the folder is printed past pytest's capture."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    saved: list[str] = []
-
-    def save(page, name: str) -> None:
-        page.screenshot(path=SHOTS / name, full_page=True)
-        saved.append(name)
-
-    yield save
-    with capsys.disabled():
-        print(f"\n  screenshots in {SHOTS}: {', '.join(saved)}")
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(env=STACK_ENV, wait_web=True) as running:
-        yield running
-    assert running.returncode == 0, running.output
-
-
-@pytest.fixture
-def page(browser, stack: LocalStack):
-    """A fresh page; console errors and uncaught exceptions fail the test."""
-    context = browser.new_context(viewport=WIDE, reduced_motion="reduce")
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-
-    def on_console(message) -> None:
-        # A 4xx from the API is an answer the page handles (a wrong code), not a fault.
-        expected = "the server responded with a status of 4" in message.text
-        if message.type == "error" and not expected:
-            problems.append(f"console: {message.text}")
-
-    tab.on("console", on_console)
-    tab.goto(stack.web_url + "/")
-    yield tab
-    context.close()
-    assert not problems, problems
-
-
-def focused_id(page) -> str:
-    return page.evaluate("document.activeElement && document.activeElement.id")
+# The shared fixtures (tests/browser_support.py), by name: they override conftest's in-process stack.
+browser = browser_support.browser
+shoot = browser_support.shoot
+stack_env = browser_support.stack_env
+stack = browser_support.stack
+context_options = browser_support.context_options
+page = browser_support.page
 
 
 def sign_in_with_keyboard(page) -> None:
@@ -113,10 +38,6 @@ def sign_in_with_keyboard(page) -> None:
     page.keyboard.press("Tab")
     assert focused_id(page) == "password"
     page.keyboard.type(DEMO_PASSWORD)
-
-
-def wrong(code: str) -> str:
-    return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
 
 
 def test_sign_in_read_code_from_mailbox_and_verify(page, stack: LocalStack, shoot):
