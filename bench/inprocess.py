@@ -38,7 +38,8 @@ FLOWS = ("sign-in", "delivery", "resend", "verify")
 TARGETS: dict[str, tuple[str, int]] = {
     "sign-in": ("<=", 3),
     "delivery": ("<=", 2),
-    "verify": ("<=", 2),  # one conditional write; a right code adds one KMS Sign
+    # one conditional write; a right code adds the device token's write and one KMS Sign
+    "verify": ("<=", 3),
     "resend": ("<=", 2),
 }
 ROUTES = {"sign-in": "/otp", "resend": "/otp/resend", "verify": "/otp/verify"}

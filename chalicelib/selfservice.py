@@ -102,8 +102,9 @@ def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
 
     Then, in this order: every open session of the account is closed, every
     trusted device revoked (both with the new password's write and the batch
-    after it), the failed sign-in buckets of the address cleared, and a
-    mail says the password was changed. A new password the policy refuses
+    after it), the failed sign-in buckets of the address cleared (and the
+    send cooldown, so the owner can sign in at once), and a mail says the
+    password was changed. A new password the policy refuses
     answers 400 before the code is looked at, so it costs no attempt.
     """
     session_id = inputs.session_id(body)
@@ -131,7 +132,10 @@ def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
         raise SessionClosed("expired")
     hour = at // 3600
     closed = [store.session_key(h) for h in (user.get("sessions") or {})]
-    buckets = [store.limit_key("fail-email", email, h) for h in (hour, hour + 1)]
+    # the failed sign-ins of the address, and the cooldown its reset code started: the owner signs in now
+    buckets = [store.limit_key("fail-email", email, h) for h in (hour, hour + 1)] + [
+        store.cooldown_key(email)
+    ]
     notice = {
         "pk": store.notice_key(digest),
         "kind": "notice",

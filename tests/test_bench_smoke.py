@@ -53,9 +53,10 @@ def test_round_trips_per_flow_meet_the_targets(smoke):
         assert row["met"], row
 
 
-def test_verify_is_one_conditional_update_and_delivery_includes_the_ses_call(smoke):
+def test_verify_is_the_guess_the_device_and_a_signature_and_delivery_includes_the_ses_call(smoke):
     rows = {row["flow"]: row for row in smoke["inprocess"]["round_trips"]}
-    assert rows["verify"]["operations"] == ["dynamodb.UpdateItem + kms.Sign"]  # the right code: signed
+    # the right code: the guess, the device token on the account, the signature
+    assert rows["verify"]["operations"] == ["dynamodb.UpdateItem + dynamodb.UpdateItem + kms.Sign"]
     assert any("ses.SendRawEmail" in ops for ops in rows["delivery"]["operations"])
 
 

@@ -234,7 +234,7 @@ def _as(recorder: Recorder, role: str) -> None:
     tokens.forget()
 
 
-def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock):
+def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock, monkeypatch):
     _as(recorder, "api_handler")
     started = stack.sign_in()
     assert started.status_code == 200, started.body
@@ -260,7 +260,9 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock)
     assert stack.post("/otp/verify", {"session_id": session, "code": code}).status_code == 200
 
     # sign-up and password reset
-    stack.app_module.SETTINGS = dataclasses.replace(stack.app_module.SETTINGS, signup_enabled=True)
+    monkeypatch.setattr(
+        stack.app_module, "SETTINGS", dataclasses.replace(stack.app_module.SETTINGS, signup_enabled=True)
+    )
     signup = stack.post("/signup", {"email": "joiner@example.com", "password": "a long new passphrase"})
     assert signup.status_code == 202, signup.body
     clock.advance(60)

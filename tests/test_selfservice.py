@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import accounts, codes, store
+from chalicelib import accounts, codes, errors, selfservice, store
 from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from devstack.mailbox import code_in
 from devstack.testenv import sent_mail
@@ -220,8 +220,12 @@ def test_two_sign_ups_of_one_address_verified_at_once_create_one_account(stack, 
     barrier = threading.Barrier(2)
 
     def verify(pair):
+        # called directly: chalice's test client swaps os.environ per request, which threads would tangle
         barrier.wait()
-        return stack.post("/signup/verify", {"session_id": pair[0], "code": pair[1]})
+        try:
+            return selfservice.signup_verify(signup_on, {"session_id": pair[0], "code": pair[1]}, None)
+        except errors.OtpError as error:
+            return error
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -233,11 +237,10 @@ def test_two_sign_ups_of_one_address_verified_at_once_create_one_account(stack, 
     finally:
         for fn in undo:
             fn()
-    statuses = sorted(answer.status_code for answer in answers)
-    assert statuses == [201, 409]
-    lost = next(answer for answer in answers if answer.status_code == 409)
-    assert check_error(lost, 409)["error"] == "account_exists"
-    won = next(answer for answer in answers if answer.status_code == 201)
+    kinds = sorted(type(answer).__name__ for answer in answers)
+    assert kinds == ["AccountExists", "dict"], answers
+    won = next(answer for answer in answers if isinstance(answer, dict))
+    assert won["email"] == NEW and won["device_token"]
     chosen = STRONG if won is answers[0] else OTHER_STRONG
     clock.advance(signup_on.resend_cooldown_seconds + 1)
     assert stack.sign_in(NEW, chosen).status_code == 200
@@ -306,7 +309,7 @@ def test_reset_confirm_replaces_the_password_and_ends_everything_else(stack, clo
     assert check_error(closed, 410)["reason"] == "expired"
     assert accounts.list_devices(cfg, DEMO_EMAIL) == []
     assert check_error(stack.sign_in(DEMO_EMAIL, DEMO_PASSWORD), 401)  # the old password: 401, not 429
-    clock.advance(cfg.resend_cooldown_seconds + 1)
+    # at once: the reset's send cooldown was lifted with it
     new_sign_in = stack.post("/otp", {"email": DEMO_EMAIL, "password": STRONG, "device_token": device_token})
     assert new_sign_in.status_code == 200
     assert stack.app_module.SETTINGS.failed_sign_ins_per_email_per_hour > 1

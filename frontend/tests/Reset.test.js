@@ -115,6 +115,7 @@ describe('ResetConfirmStep', () => {
   it('has the code and a new password, labelled, with the code focused', () => {
     const wrapper = mountConfirm()
     expect(wrapper.attributes('data-screen')).toBe('reset-confirm')
+    expect(wrapper.attributes('aria-labelledby')).toBe('reset-confirm-heading')
     expect(wrapper.get('h1').text()).toBe('Choose a new password')
     expect(wrapper.get('label[for="code"]').text()).toBe('6-digit code')
     expect(wrapper.get('#code').attributes('autocomplete')).toBe('one-time-code')
