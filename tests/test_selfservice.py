@@ -364,3 +364,54 @@ def test_a_reset_session_ends_when_the_account_is_disabled(stack):
     )
     assert check_error(answer, 410)["reason"] == "expired"
     assert not stack.app_module.SETTINGS.signup_enabled
+
+
+# ----------------------------------------------------------------- mail and logs
+
+
+@pytest.mark.parametrize("kind", ["signin", "signup", "signup-exists", "reset", "password-changed"])
+def test_each_mail_has_its_subject_text_and_html_and_says_what_if_unasked(kind):
+    import html as html_module
+
+    from chalicelib import mail
+
+    what = mail.KINDS[kind]
+    message = mail.render(
+        "no-reply@example.com", "a@example.com", "123456" if what.has_code else None, 300, kind
+    )
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert message["Subject"] == what.subject and message["To"] == "a@example.com"
+    assert what.unasked in text and html_module.escape(what.unasked) in html
+    assert ("123456" in text and "123456" in html) == what.has_code
+    assert "://" not in text  # no links in any of them
+    subjects = {k.subject for name, k in mail.KINDS.items() if name != "signup-exists"}
+    assert (
+        len(subjects) == len(mail.KINDS) - 1
+    )  # every kind its own subject (but the one that must look alike)
+
+
+def test_no_log_line_of_sign_up_or_reset_carries_a_code_password_or_session_id(
+    stack, signup_on, clock, caplog
+):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="simple-otp")
+    started = stack.post("/signup", {"email": NEW, "password": STRONG})
+    signup_code = _code(stack, NEW)
+    stack.post("/signup/verify", {"session_id": started.data["session_id"], "code": _wrong(signup_code)})
+    device = stack.post("/signup/verify", {"session_id": started.data["session_id"], "code": signup_code})
+    clock.advance(signup_on.resend_cooldown_seconds + 1)
+    session = _reset(stack, NEW)
+    reset_code = _code(stack, NEW)
+    stack.post("/password/reset/confirm", {"session_id": session, "code": reset_code, "new_password": "weak"})
+    stack.post(
+        "/password/reset/confirm", {"session_id": session, "code": reset_code, "new_password": OTHER_STRONG}
+    )
+    stack.pump()
+    text = caplog.text
+    assert "purpose=signup" in text and "purpose=reset" in text and "password reset:" in text
+    assert "mail=password-changed" in text
+    secrets = (signup_code, reset_code, STRONG, OTHER_STRONG, started.data["session_id"], session, NEW)
+    for secret in (*secrets, device.data["token"], device.data["device_token"]):
+        assert secret not in text, secret
