@@ -1,3 +1,4 @@
+import { isValidEmail, MAX_PASSWORD, passwordLength } from './email.js'
 import { formatWait } from './format.js'
 
 /**
@@ -41,6 +42,21 @@ function againOf(flow) {
 export function attemptsText(n, flow = 'signin') {
   if (n <= 0) return `No attempts are left. ${againOf(flow)} to get a new code.`
   return n === 1 ? 'You have 1 attempt left.' : `You have ${n} attempts left.`
+}
+
+/** What is wrong with an email address as typed (trimmed first), or '' when it will do. */
+export function emailProblem(value) {
+  const address = value.trim()
+  if (!address) return 'Enter your email address.'
+  if (!isValidEmail(address)) return 'Enter a valid email address, like name@example.com.'
+  return ''
+}
+
+/** What is wrong with a password as typed, or ''; `missing` is the screen's words for an empty one. */
+export function passwordProblem(value, missing) {
+  if (!value) return missing
+  if (passwordLength(value) > MAX_PASSWORD) return `The password can be at most ${MAX_PASSWORD} characters.`
+  return ''
 }
 
 /** What is wrong with a password the server refused (400 weak_password). */
