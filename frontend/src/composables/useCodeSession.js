@@ -1,20 +1,39 @@
-import { computed, nextTick, ref, watch } from 'vue'
+import { computed, nextTick, onMounted, ref, watch } from 'vue'
 import { maskEmail } from '../lib/email.js'
 import { formatClock } from '../lib/format.js'
 import { errorMessage } from '../lib/messages.js'
 import { useCountdown } from './useCountdown.js'
 
+/** The props of every code screen: the session of the emailed code. */
+export const codeSessionProps = {
+  email: { type: String, required: true },
+  sessionId: { type: String, required: true },
+  /** Epoch milliseconds when the code stops working. */
+  expiresAt: { type: Number, required: true },
+  /** Epoch milliseconds when "Resend code" becomes available. */
+  resendAt: { type: Number, required: true },
+  codeLength: { type: Number, default: 6 },
+}
+
 /**
  * What every code screen shares (sign-in's and sign-up's code, the reset's code and new
- * password): the code's expiry and the resend wait, counted down from deadlines; "Resend code"
- * (POST /otp/resend, for every flow); the alert and status texts; and the end of a session
- * (`closed`: expired, used, too_many_attempts, or a reason of the screen's own).
+ * password): the code as typed and its error, with the focus on it from the start; the code's
+ * expiry and the resend wait, counted down from deadlines; "Resend code" (POST /otp/resend, for
+ * every flow); the alert and status texts; and the end of a session (`closed`: expired, used,
+ * too_many_attempts, or a reason of the screen's own).
  *
- * `props` holds email, sessionId, expiresAt and resendAt; `flow` is signin, signup or reset;
- * `resentText(masked)` is the status after a resend; `onResent()` clears the screen's fields;
- * `focusCode()` and `focusClosed()` move the focus.
+ * `props` are codeSessionProps; `flow` is signin, signup or reset; `resentText(masked)` is the
+ * status after a resend. `codeField` and `restartButton` are the screen's template refs: the
+ * CodeField, and the button shown once the session is closed.
  */
-export function useCodeSession(props, { api, flow, resentText, onResent, focusCode, focusClosed }) {
+export function useCodeSession(props, { api, flow, resentText }) {
+  const code = ref('')
+  const codeError = ref('')
+  const codeField = ref(null)
+  const restartButton = ref(null)
+  const focusCode = () => codeField.value?.focus()
+  const focusClosed = () => restartButton.value?.focus()
+
   const error = ref('')
   const status = ref('')
   const resending = ref(false)
@@ -32,6 +51,18 @@ export function useCodeSession(props, { api, flow, resentText, onResent, focusCo
     if (resendSeconds.value > 0) return `Resend code in ${formatClock(resendSeconds.value)}`
     return 'Resend code'
   })
+
+  watch(code, (value) => {
+    if (codeError.value && value.length === props.codeLength) codeError.value = ''
+  })
+
+  onMounted(focusCode)
+
+  /** The field's own check of the code, before any call: false (and its error set) when it is short. */
+  function checkCode() {
+    codeError.value = code.value.length === props.codeLength ? '' : `Enter the ${props.codeLength}-digit code from the email.`
+    return !codeError.value
+  }
 
   async function close(reason, message) {
     closed.value = reason
@@ -65,6 +96,13 @@ export function useCodeSession(props, { api, flow, resentText, onResent, focusCo
     return false
   }
 
+  /** A failed submit the session lives through: its message in the alert, a wrong code cleared, the focus on the code. */
+  function codeRefused(failure, message) {
+    error.value = message
+    if (failure?.code === 'invalid_code') code.value = ''
+    focusCode()
+  }
+
   async function resend() {
     if (resendDisabled.value) return
     error.value = ''
@@ -75,7 +113,8 @@ export function useCodeSession(props, { api, flow, resentText, onResent, focusCo
       const now = Date.now()
       expiresAt.value = now + result.expiresIn * 1000
       resendAt.value = now + result.resendIn * 1000
-      onResent()
+      code.value = ''
+      codeError.value = ''
       status.value = resentText(masked.value)
       await nextTick()
       focusCode()
@@ -94,5 +133,22 @@ export function useCodeSession(props, { api, flow, resentText, onResent, focusCo
     }
   }
 
-  return { error, status, closed, masked, expirySeconds, resendDisabled, resendText, close, codeFailure, resend }
+  return {
+    code,
+    codeError,
+    codeField,
+    restartButton,
+    error,
+    status,
+    closed,
+    masked,
+    expirySeconds,
+    resendDisabled,
+    resendText,
+    checkCode,
+    close,
+    codeFailure,
+    codeRefused,
+    resend,
+  }
 }
