@@ -583,22 +583,7 @@ def add_device(
     values: dict[str, Any] = {":entry": dict(entry)}
     if account_version:
         values[":version"] = account_version
-    from botocore.exceptions import ClientError
-
-    try:
-        _ddb().update_item(
-            TableName=table,
-            Key=to_ddb({"pk": user_key(email)}),
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_ddb(values),
-        )
-    except ClientError as error:
-        if is_conditional_failure(error):
-            return False
-        raise
-    return True
+    return _conditional_update(table, user_key(email), update, condition, values, names)
 
 
 def remove_devices(table: str, email: str, digests: Sequence[str] | None) -> bool:
@@ -606,29 +591,14 @@ def remove_devices(table: str, email: str, digests: Sequence[str] | None) -> boo
 
     False when there is no such account.
     """
-    from botocore.exceptions import ClientError
-
-    request: dict[str, Any] = {
-        "TableName": table,
-        "Key": to_ddb({"pk": user_key(email)}),
-        "ConditionExpression": "attribute_exists(pk)",
-    }
+    pk, condition = user_key(email), "attribute_exists(pk)"
     if digests is None:
-        request["UpdateExpression"] = "SET devices = :empty"
-        request["ExpressionAttributeValues"] = to_ddb({":empty": {}})
-    else:
-        if not digests:
-            return True
-        names = {f"#d{index}": digest for index, digest in enumerate(digests)}
-        request["UpdateExpression"] = "REMOVE " + ", ".join(f"devices.{name}" for name in names)
-        request["ExpressionAttributeNames"] = names
-    try:
-        _ddb().update_item(**request)
-    except ClientError as error:
-        if is_conditional_failure(error):
-            return False
-        raise
-    return True
+        return _conditional_update(table, pk, "SET devices = :empty", condition, {":empty": {}})
+    if not digests:
+        return True
+    names = {f"#d{index}": digest for index, digest in enumerate(digests)}
+    update = "REMOVE " + ", ".join(f"devices.{name}" for name in names)
+    return _conditional_update(table, pk, update, condition, {}, names)
 
 
 def renew_session(table: str, session: Mapping[str, Any], send: Send) -> None:
@@ -717,18 +687,29 @@ def record_guess(
 # ---------------------------------------------------------------- mail marks
 
 
-def _conditional_update(table: str, pk: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+def _conditional_update(
+    table: str,
+    pk: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    names: dict[str, str] | None = None,
+) -> bool:
     """One UpdateItem; False (not an error) when its condition does not hold."""
     from botocore.exceptions import ClientError
 
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_ddb({"pk": pk}),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+    }
+    if values:
+        request["ExpressionAttributeValues"] = to_ddb(values)
+    if names:
+        request["ExpressionAttributeNames"] = names
     try:
-        _ddb().update_item(
-            TableName=table,
-            Key=to_ddb({"pk": pk}),
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeValues=to_ddb(values),
-        )
+        _ddb().update_item(**request)
     except ClientError as error:
         if is_conditional_failure(error):
             return False
