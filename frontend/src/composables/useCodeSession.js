@@ -58,9 +58,10 @@ export function useCodeSession(props, { api, flow, resentText }) {
 
   onMounted(focusCode)
 
-  /** The field's own check of the code, before any call: false (and its error set) when it is short. */
+  /** The field's own check of the code, before any call: false, its error set and the focus on it, when it is short. */
   function checkCode() {
     codeError.value = code.value.length === props.codeLength ? '' : `Enter the ${props.codeLength}-digit code from the email.`
+    if (codeError.value) focusCode()
     return !codeError.value
   }
 
@@ -96,7 +97,10 @@ export function useCodeSession(props, { api, flow, resentText }) {
     return false
   }
 
-  /** A failed submit the session lives through: its message in the alert, a wrong code cleared, the focus on the code. */
+  /**
+   * A failed submit the session lives through: its message in the alert, a wrong code cleared,
+   * the focus on the code.
+   */
   function codeRefused(failure, message) {
     error.value = message
     if (failure?.code === 'invalid_code') code.value = ''
