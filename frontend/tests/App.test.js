@@ -2,22 +2,9 @@ import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 import App from '../src/App.vue'
 import VerifiedStep from '../src/components/VerifiedStep.vue'
-import { alertText, json, mockFetch, settle } from './helpers.js'
+import { alertText, enterCode, json, mockFetch, signIn } from './helpers.js'
 
 const STARTED = () => json(200, { session_id: 'sess_1', expires_in: 300, resend_in: 30 })
-
-async function signIn(wrapper, email = 'demo@example.com') {
-  await wrapper.get('#email').setValue(email)
-  await wrapper.get('#password').setValue('demo-password')
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
-
-async function enterCode(wrapper, code) {
-  await wrapper.get('#code').setValue(code)
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
 
 describe('App: the three steps', () => {
   it('goes from sign-in to code to verified', async () => {

@@ -1,7 +1,18 @@
 import { mount } from '@vue/test-utils'
 import { describe, expect, it, vi } from 'vitest'
 import CodeStep from '../src/components/CodeStep.vue'
-import { alertText, json, mockFetch, pendingFetch, sentBody, settle, useFakeClock } from './helpers.js'
+import {
+  alertText,
+  enterCode,
+  expectOneCallWhileBusy,
+  json,
+  mockFetch,
+  pendingFetch,
+  sentBody,
+  settle,
+  submit,
+  useFakeClock,
+} from './helpers.js'
 
 function mountStep(props = {}) {
   const now = Date.now()
@@ -19,12 +30,6 @@ function mountStep(props = {}) {
 
 async function typeCode(wrapper, code) {
   await wrapper.get('#code').setValue(code)
-}
-
-async function submitCode(wrapper, code = '123456') {
-  await typeCode(wrapper, code)
-  await wrapper.get('form').trigger('submit')
-  await settle()
 }
 
 function paste(wrapper, text) {
@@ -60,10 +65,10 @@ describe('CodeStep', () => {
     const wrapper = mountStep({ codeLength: 8 })
     expect(wrapper.get('label[for="code"]').text()).toBe('8-digit code')
     expect(wrapper.get('#code').attributes('maxlength')).toBe('8')
-    await submitCode(wrapper, '123456')
+    await enterCode(wrapper, '123456')
     expect(wrapper.get('#code-error').text()).toBe('Enter the 8-digit code from the email.')
     expect(fetch).not.toHaveBeenCalled()
-    await submitCode(wrapper, '12345678')
+    await enterCode(wrapper, '12345678')
     expect(sentBody(fetch)).toEqual({ session_id: 'sess_1', code: '12345678' })
   })
 
@@ -75,8 +80,7 @@ describe('CodeStep', () => {
     expect(event.defaultPrevented).toBe(true)
     expect(wrapper.get('#code').element.value).toBe('123456')
     const fetch = mockFetch(json(200, { verified: true, email: 'alice@example.com' }))
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(sentBody(fetch).code).toBe('123456')
   })
 
@@ -89,7 +93,7 @@ describe('CodeStep', () => {
   it('asks for the whole code before calling the API', async () => {
     const fetch = mockFetch()
     const wrapper = mountStep()
-    await submitCode(wrapper, '123')
+    await enterCode(wrapper, '123')
     expect(wrapper.get('#code-error').text()).toBe('Enter the 6-digit code from the email.')
     expect(wrapper.get('#code').attributes('aria-invalid')).toBe('true')
     expect(wrapper.get('#code').attributes('aria-describedby')).toContain('code-error')
@@ -99,7 +103,7 @@ describe('CodeStep', () => {
   it('emits the verified email on success', async () => {
     const fetch = mockFetch(json(200, { verified: true, email: 'alice@example.com' }))
     const wrapper = mountStep()
-    await submitCode(wrapper, '654321')
+    await enterCode(wrapper, '654321')
     expect(sentBody(fetch)).toEqual({ session_id: 'sess_1', code: '654321' })
     expect(wrapper.emitted('verified')).toEqual([[{ email: 'alice@example.com', token: '' }]])
   })
@@ -107,22 +111,20 @@ describe('CodeStep', () => {
   it('emits the token with the email when the API sends one', async () => {
     mockFetch(json(200, { verified: true, email: 'alice@example.com', token: 'aGVh.Y2xh.c2ln', expires_in: 300 }))
     const wrapper = mountStep()
-    await submitCode(wrapper, '654321')
+    await enterCode(wrapper, '654321')
     expect(wrapper.emitted('verified')).toEqual([[{ email: 'alice@example.com', token: 'aGVh.Y2xh.c2ln' }]])
   })
 
   it('shows it is checking and cannot be submitted twice', async () => {
-    const { fetch, resolve } = pendingFetch()
+    const pending = pendingFetch()
     const wrapper = mountStep()
-    await typeCode(wrapper, '123456')
-    await wrapper.get('form').trigger('submit')
-    await wrapper.get('form').trigger('submit')
-    expect(wrapper.get('[data-test="verify"]').text()).toBe('Checking…')
-    expect(wrapper.get('[data-test="verify"]').attributes('aria-disabled')).toBe('true')
-    expect(fetch).toHaveBeenCalledTimes(1)
-    resolve(json(200, { verified: true, email: 'alice@example.com' }))
-    await settle()
-    expect(wrapper.emitted('verified')).toHaveLength(1)
+    await expectOneCallWhileBusy(wrapper, pending, {
+      fields: { '#code': '123456' },
+      button: 'verify',
+      busyText: 'Checking…',
+      answer: json(200, { verified: true, email: 'alice@example.com' }),
+      event: 'verified',
+    })
   })
 
   it.each([
@@ -131,7 +133,7 @@ describe('CodeStep', () => {
   ])('says a wrong code was wrong, with %i attempts left', async (left, message) => {
     mockFetch(json(401, { error: 'invalid_code', message: 'x', attempts_remaining: left }))
     const wrapper = mountStep()
-    await submitCode(wrapper, '000000')
+    await enterCode(wrapper, '000000')
     expect(alertText(wrapper)).toBe(message)
     expect(wrapper.get('[data-test="alert"]').attributes('role')).toBe('alert')
     expect(wrapper.get('#code').element.value).toBe('')
@@ -142,7 +144,7 @@ describe('CodeStep', () => {
   it('closes the form when the last attempt was wrong', async () => {
     mockFetch(json(401, { error: 'invalid_code', message: 'x', attempts_remaining: 0 }))
     const wrapper = mountStep()
-    await submitCode(wrapper, '000000')
+    await enterCode(wrapper, '000000')
     expect(alertText(wrapper)).toBe(
       'That code is not correct. No attempts are left. Sign in again to get a new code.',
     )
@@ -157,7 +159,7 @@ describe('CodeStep', () => {
   ])('explains session_expired (%s) and offers to sign in again', async (reason, message) => {
     mockFetch(json(410, { error: 'session_expired', message: 'x', reason }))
     const wrapper = mountStep()
-    await submitCode(wrapper)
+    await enterCode(wrapper)
     expect(alertText(wrapper)).toBe(message)
     expect(wrapper.find('form').exists()).toBe(false)
     expect(wrapper.find('[data-test="resend"]').exists()).toBe(false)
@@ -170,7 +172,7 @@ describe('CodeStep', () => {
   it('explains a network failure and keeps the form', async () => {
     mockFetch(new TypeError('Failed to fetch'))
     const wrapper = mountStep()
-    await submitCode(wrapper)
+    await enterCode(wrapper)
     expect(alertText(wrapper)).toBe('We could not reach the server. Check your connection and try again.')
     expect(wrapper.get('#code').element.value).toBe('123456')
   })

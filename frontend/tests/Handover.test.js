@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import App from '../src/App.vue'
 import { parseReturnUrl, readReturnUrl } from '../src/config.js'
 import { MAX_STATE_LENGTH, stateFrom } from '../src/lib/handover.js'
-import { json, mockFetch, settle } from './helpers.js'
+import { enterCode, json, mockFetch, settle, signIn, submit } from './helpers.js'
 
 const RETURN_URL = 'http://127.0.0.1:8081/callback'
 const STATE = 'Xq3_-bT0kZ9yLw2vPn8rAe5sHc1uDj4fGm7oKi6xQ0a'
@@ -20,13 +20,8 @@ function openPage(search, props = { returnUrl: RETURN_URL }) {
 }
 
 async function signInAndVerify(wrapper) {
-  await wrapper.get('#email').setValue('demo@example.com')
-  await wrapper.get('#password').setValue('demo-password')
-  await wrapper.get('form').trigger('submit')
-  await settle()
-  await wrapper.get('#code').setValue('123456')
-  await wrapper.get('form').trigger('submit')
-  await settle()
+  await signIn(wrapper)
+  await enterCode(wrapper)
 }
 
 /** Every form submit, without navigating: the forms it was called on. */
@@ -174,8 +169,7 @@ describe('hand-over to the app after sign-in', () => {
     const wrapper = openPage(`?state=${STATE}`)
     await wrapper.get('#email').setValue('demo@example.com')
     await wrapper.get('#password').setValue('demo-password')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     await wrapper.get('[data-test="other-account"]').trigger('click')
     await signInAndVerify(wrapper)
     expect(submitted).toHaveLength(1)

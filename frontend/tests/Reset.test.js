@@ -5,7 +5,20 @@ import ResetConfirmStep from '../src/components/ResetConfirmStep.vue'
 import ResetDoneStep from '../src/components/ResetDoneStep.vue'
 import ResetRequestStep from '../src/components/ResetRequestStep.vue'
 import { PASSWORD_RULE_TEXT } from '../src/lib/messages.js'
-import { alertText, callsOf, json, mockFetch, pendingFetch, screenOf, sentBody, settle, useFakeClock } from './helpers.js'
+import {
+  alertText,
+  callsOf,
+  expectOneCallWhileBusy,
+  json,
+  mockFetch,
+  pendingFetch,
+  screenOf,
+  sentBody,
+  settle,
+  submit,
+  submitWith,
+  useFakeClock,
+} from './helpers.js'
 
 const RESET_STARTED = () => json(202, { session_id: 'pr_1', expires_in: 900, resend_in: 30 })
 const RESET_DONE = () => json(200, { reset: true })
@@ -18,11 +31,8 @@ function mountConfirm(props = {}) {
   })
 }
 
-async function confirm(wrapper, code = '123456', password = 'a new long password') {
-  await wrapper.get('#code').setValue(code)
-  await wrapper.get('#new-password').setValue(password)
-  await wrapper.get('form').trigger('submit')
-  await settle()
+function confirm(wrapper, code = '123456', password = 'a new long password') {
+  return submitWith(wrapper, { '#code': code, '#new-password': password })
 }
 
 /** The App at the reset's code screen for demo@example.com (through the sign-in screen's link). */
@@ -30,8 +40,7 @@ async function openResetConfirm() {
   const wrapper = mount(App, { attachTo: document.body })
   await wrapper.get('#email').setValue('demo@example.com')
   await wrapper.get('[data-test="forgot"]').trigger('click')
-  await wrapper.get('form').trigger('submit')
-  await settle()
+  await submit(wrapper)
   return wrapper
 }
 
@@ -50,8 +59,7 @@ describe('ResetRequestStep', () => {
   it('checks the address before calling the API', async () => {
     const fetch = mockFetch()
     const wrapper = mount(ResetRequestStep, { attachTo: document.body })
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(wrapper.get('#email-error').text()).toBe('Enter your email address.')
     expect(document.activeElement).toBe(wrapper.get('#email').element)
     await wrapper.get('#email').setValue('demo@localhost')
@@ -64,8 +72,7 @@ describe('ResetRequestStep', () => {
     const fetch = mockFetch(RESET_STARTED)
     const wrapper = mount(ResetRequestStep, { attachTo: document.body })
     await wrapper.get('#email').setValue('  demo@example.com ')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(callsOf(fetch)).toEqual(['POST /password/reset'])
     expect(sentBody(fetch)).toEqual({ email: 'demo@example.com' })
     expect(wrapper.emitted('started')).toEqual([[{ email: 'demo@example.com', sessionId: 'pr_1', expiresIn: 900, resendIn: 30 }]])
@@ -87,26 +94,22 @@ describe('ResetRequestStep', () => {
     useFakeClock()
     const fetch = mockFetch(json(429, { error: 'rate_limited', message: 'x', retry_after: 90 }), RESET_STARTED)
     const wrapper = mount(ResetRequestStep, { props: { initialEmail: 'demo@example.com' }, attachTo: document.body })
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(alertText(wrapper)).toBe('Too many codes were requested. Try again in 2 minutes.')
     expect(wrapper.get('[data-test="submit"]').text()).toBe('Try again in 1:30')
     await wrapper.get('form').trigger('submit')
     expect(fetch).toHaveBeenCalledTimes(1)
     await wrapper.get('#email').setValue('other@example.com')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(fetch).toHaveBeenCalledTimes(2)
   })
 
   it('explains invalid_request and a network failure', async () => {
     mockFetch(json(400, { error: 'invalid_request', message: "The field 'email' is not valid." }), new TypeError('Failed to fetch'))
     const wrapper = mount(ResetRequestStep, { props: { initialEmail: 'demo@example.com' }, attachTo: document.body })
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(alertText(wrapper)).toBe("The field 'email' is not valid.")
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(alertText(wrapper)).toBe('We could not reach the server. Check your connection and try again.')
   })
 })
@@ -139,8 +142,7 @@ describe('ResetConfirmStep', () => {
   it('checks both fields before calling the API', async () => {
     const fetch = mockFetch()
     const wrapper = mountConfirm()
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(wrapper.get('#code-error').text()).toBe('Enter the 6-digit code from the email.')
     expect(wrapper.get('#new-password-error').text()).toBe('Choose a new password.')
     expect(document.activeElement).toBe(wrapper.get('#code').element)
@@ -161,18 +163,14 @@ describe('ResetConfirmStep', () => {
   })
 
   it('shows it is working and cannot be submitted twice', async () => {
-    const { fetch, resolve } = pendingFetch()
+    const pending = pendingFetch()
     const wrapper = mountConfirm()
-    await wrapper.get('#code').setValue('123456')
-    await wrapper.get('#new-password').setValue('a new long password')
-    await wrapper.get('form').trigger('submit')
-    await wrapper.get('form').trigger('submit')
-    expect(wrapper.get('[data-test="submit"]').text()).toBe('Changing your password…')
-    expect(wrapper.get('[data-test="submit"]').attributes('aria-disabled')).toBe('true')
-    expect(fetch).toHaveBeenCalledTimes(1)
-    resolve(RESET_DONE())
-    await settle()
-    expect(wrapper.emitted('done')).toHaveLength(1)
+    await expectOneCallWhileBusy(wrapper, pending, {
+      fields: { '#code': '123456', '#new-password': 'a new long password' },
+      busyText: 'Changing your password…',
+      answer: RESET_DONE(),
+      event: 'done',
+    })
   })
 
   it.each(['too_short', 'too_long', 'common', 'matches_email'])(
@@ -192,8 +190,7 @@ describe('ResetConfirmStep', () => {
 
       await field.setValue('a much better passphrase')
       expect(wrapper.find('#new-password-error').exists()).toBe(false)
-      await wrapper.get('form').trigger('submit')
-      await settle()
+      await submit(wrapper)
       expect(sentBody(fetch, 1)).toEqual({ session_id: 'pr_1', code: '123456', new_password: 'a much better passphrase' })
       expect(wrapper.emitted('done')).toHaveLength(1)
     },
@@ -258,8 +255,7 @@ describe('ResetConfirmStep', () => {
     const wrapper = mountConfirm()
     await confirm(wrapper)
     expect(alertText(wrapper)).toBe('Too many codes were requested. You can ask for a new one in 1 minute.')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(alertText(wrapper)).toBe("The field 'code' must be digits.")
     expect(wrapper.find('form').exists()).toBe(true)
   })
@@ -326,8 +322,7 @@ describe('App: resetting a password', () => {
     expect(document.title).toBe('Reset your password · simple-otp')
     expect(wrapper.get('#email').element.value).toBe('demo@example.com')
 
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(screenOf(wrapper)).toBe('reset-confirm')
     expect(document.title).toBe('Choose a new password · simple-otp')
 

@@ -1,17 +1,10 @@
 import { mount } from '@vue/test-utils'
 import { describe, expect, it, vi } from 'vitest'
 import SignInStep from '../src/components/SignInStep.vue'
-import { alertText, json, mockFetch, pendingFetch, sentBody, settle, useFakeClock } from './helpers.js'
+import { alertText, json, mockFetch, pendingFetch, sentBody, settle, signIn, submit, useFakeClock } from './helpers.js'
 
 function mountStep(props = {}) {
   return mount(SignInStep, { props, attachTo: document.body })
-}
-
-async function fillAndSubmit(wrapper, email = 'demo@example.com', password = 'demo-password') {
-  await wrapper.get('#email').setValue(email)
-  await wrapper.get('#password').setValue(password)
-  await wrapper.get('form').trigger('submit')
-  await settle()
 }
 
 describe('SignInStep', () => {
@@ -36,8 +29,7 @@ describe('SignInStep', () => {
   it('requires both fields before calling the API', async () => {
     const fetch = mockFetch()
     const wrapper = mountStep()
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(wrapper.get('#email-error').text()).toBe('Enter your email address.')
     expect(wrapper.get('#password-error').text()).toBe('Enter your password.')
     expect(wrapper.get('#email').attributes('aria-invalid')).toBe('true')
@@ -49,7 +41,7 @@ describe('SignInStep', () => {
   it('rejects an address the server would reject, without a call', async () => {
     const fetch = mockFetch()
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper, 'Demo <demo@example.com>')
+    await signIn(wrapper, 'Demo <demo@example.com>')
     expect(wrapper.get('#email-error').text()).toContain('valid email address')
     expect(wrapper.find('#password-error').exists()).toBe(false)
     expect(fetch).not.toHaveBeenCalled()
@@ -58,7 +50,7 @@ describe('SignInStep', () => {
   it('trims the address, sends both fields and reports the started session', async () => {
     const fetch = mockFetch(json(200, { session_id: 'sess_1', expires_in: 300, resend_in: 30 }))
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper, '  demo@example.com ')
+    await signIn(wrapper, '  demo@example.com ')
     expect(sentBody(fetch)).toEqual({ email: 'demo@example.com', password: 'demo-password' })
     expect(wrapper.emitted('started')).toEqual([
       [{ email: 'demo@example.com', sessionId: 'sess_1', expiresIn: 300, resendIn: 30 }],
@@ -87,7 +79,7 @@ describe('SignInStep', () => {
   it('says so when the email or password is wrong, in an alert', async () => {
     mockFetch(json(401, { error: 'invalid_credentials', message: 'The email or password is not correct.' }))
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper)
+    await signIn(wrapper)
     expect(wrapper.get('[data-test="alert"]').attributes('role')).toBe('alert')
     expect(alertText(wrapper)).toBe('The email or password is not correct.')
     expect(wrapper.get('[data-test="submit"]').attributes('aria-disabled')).toBe('false')
@@ -101,10 +93,9 @@ describe('SignInStep', () => {
       () => new Promise((resolve) => (answer = resolve)),
     )
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper)
+    await signIn(wrapper)
     expect(alertText(wrapper)).toBe('The email or password is not correct.')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(alertText(wrapper)).toBe('')
     answer(json(401, { error: 'invalid_credentials', message: 'x' }))
     await settle()
@@ -118,7 +109,7 @@ describe('SignInStep', () => {
       json(200, { session_id: 's', expires_in: 300, resend_in: 30 }),
     )
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper)
+    await signIn(wrapper)
     expect(alertText(wrapper)).toBe('Too many codes were requested. Try again in 42 seconds.')
     const button = wrapper.get('[data-test="submit"]')
     expect(button.text()).toBe('Try again in 0:42')
@@ -129,8 +120,7 @@ describe('SignInStep', () => {
     expect(button.text()).toBe('Try again in 0:02')
     await vi.advanceTimersByTimeAsync(2_000)
     expect(button.text()).toBe('Continue')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(fetch).toHaveBeenCalledTimes(2)
   })
 
@@ -141,9 +131,9 @@ describe('SignInStep', () => {
       json(200, { session_id: 's', expires_in: 300, resend_in: 30 }),
     )
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper)
+    await signIn(wrapper)
     expect(alertText(wrapper)).toContain('Try again in 10 minutes.')
-    await fillAndSubmit(wrapper, 'other@example.com')
+    await signIn(wrapper, 'other@example.com')
     expect(fetch).toHaveBeenCalledTimes(2)
     expect(wrapper.emitted('started')).toHaveLength(1)
   })
@@ -151,7 +141,7 @@ describe('SignInStep', () => {
   it('explains a network failure', async () => {
     mockFetch(new TypeError('Failed to fetch'))
     const wrapper = mountStep()
-    await fillAndSubmit(wrapper)
+    await signIn(wrapper)
     expect(alertText(wrapper)).toBe('We could not reach the server. Check your connection and try again.')
   })
 
@@ -163,7 +153,7 @@ describe('SignInStep', () => {
     )
     const wrapper = mountStep()
     for (let i = 0; i < 3; i += 1) {
-      await fillAndSubmit(wrapper)
+      await signIn(wrapper)
       const text = alertText(wrapper)
       expect(text).toBe('Something went wrong on our side. Please try again.')
       expect(wrapper.text()).not.toMatch(/Traceback|[{}<>]|Message/)

@@ -5,7 +5,21 @@ import SignInStep from '../src/components/SignInStep.vue'
 import SignUpStep from '../src/components/SignUpStep.vue'
 import { deviceKey } from '../src/lib/devices.js'
 import { PASSWORD_RULE_TEXT } from '../src/lib/messages.js'
-import { alertText, callsOf, json, mockFetch, pendingFetch, screenOf, sentBody, settle, useFakeClock } from './helpers.js'
+import {
+  alertText,
+  callsOf,
+  enterCode,
+  expectOneCallWhileBusy,
+  json,
+  mockFetch,
+  pendingFetch,
+  screenOf,
+  sentBody,
+  settle,
+  submit,
+  submitWith,
+  useFakeClock,
+} from './helpers.js'
 
 const DEVICE = 'dT1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
 const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhY2N0XzEifQ.c2lnbmF0dXJlLWJ5dGVz'
@@ -24,17 +38,8 @@ function mountStep(props = {}) {
   return mount(SignUpStep, { props, attachTo: document.body })
 }
 
-async function fillAndSubmit(wrapper, email = 'new@example.com', password = 'correct horse battery') {
-  await wrapper.get('#email').setValue(email)
-  await wrapper.get('#new-password').setValue(password)
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
-
-async function enterCode(wrapper, code = '123456') {
-  await wrapper.get('#code').setValue(code)
-  await wrapper.get('form').trigger('submit')
-  await settle()
+function fillAndSubmit(wrapper, email = 'new@example.com', password = 'correct horse battery') {
+  return submitWith(wrapper, { '#email': email, '#new-password': password })
 }
 
 /** The App, sign-up on, at the sign-up screen (opened from the sign-in screen's link). */
@@ -138,8 +143,7 @@ describe('SignUpStep', () => {
   it('checks the fields before calling the API', async () => {
     const fetch = mockFetch()
     const wrapper = mountStep()
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(wrapper.get('#email-error').text()).toBe('Enter your email address.')
     expect(wrapper.get('#new-password-error').text()).toBe('Choose a password.')
     expect(document.activeElement).toBe(wrapper.get('#email').element)
@@ -173,18 +177,14 @@ describe('SignUpStep', () => {
   })
 
   it('shows it is working and cannot be submitted twice', async () => {
-    const { fetch, resolve } = pendingFetch()
+    const pending = pendingFetch()
     const wrapper = mountStep()
-    await wrapper.get('#email').setValue('new@example.com')
-    await wrapper.get('#new-password').setValue('correct horse battery')
-    await wrapper.get('form').trigger('submit')
-    await wrapper.get('form').trigger('submit')
-    expect(wrapper.get('[data-test="submit"]').text()).toBe('Creating your account…')
-    expect(wrapper.get('[data-test="submit"]').attributes('aria-disabled')).toBe('true')
-    expect(fetch).toHaveBeenCalledTimes(1)
-    resolve(SIGNUP_STARTED())
-    await settle()
-    expect(wrapper.emitted('started')).toHaveLength(1)
+    await expectOneCallWhileBusy(wrapper, pending, {
+      fields: { '#email': 'new@example.com', '#new-password': 'correct horse battery' },
+      busyText: 'Creating your account…',
+      answer: SIGNUP_STARTED(),
+      event: 'started',
+    })
   })
 
   it.each(['too_short', 'too_long', 'common', 'matches_email'])(
@@ -244,8 +244,7 @@ describe('SignUpStep', () => {
     expect(fetch).toHaveBeenCalledTimes(1)
     await vi.advanceTimersByTimeAsync(20_000)
     expect(wrapper.get('[data-test="submit"]').text()).toBe('Create account')
-    await wrapper.get('form').trigger('submit')
-    await settle()
+    await submit(wrapper)
     expect(fetch).toHaveBeenCalledTimes(2)
   })
 

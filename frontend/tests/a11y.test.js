@@ -2,7 +2,7 @@ import { mount } from '@vue/test-utils'
 import axe from 'axe-core'
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import App from '../src/App.vue'
-import { json, mockFetch, screenOf, settle } from './helpers.js'
+import { enterCode, json, mockFetch, screenOf, signIn, submit, submitWith } from './helpers.js'
 
 /**
  * axe-core on every screen, in its plain and its error states. happy-dom lays nothing out, so
@@ -29,17 +29,6 @@ async function expectClean(wrapper, screen, focused) {
 
 const STARTED = (status = 200) => () => json(status, { session_id: 'sess_1', expires_in: 300, resend_in: 30 })
 
-async function submit(wrapper) {
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
-
-async function signInToCode(wrapper) {
-  await wrapper.get('#email').setValue('demo@example.com')
-  await wrapper.get('#password').setValue('demo-password')
-  await submit(wrapper)
-}
-
 function mountApp(props = {}) {
   return mount(App, { props: { signup: 'true', ...props }, attachTo: document.body })
 }
@@ -64,7 +53,7 @@ describe('axe-core finds nothing on any screen', () => {
     await submit(wrapper)
     expect(wrapper.find('#email-error').exists()).toBe(true)
     await expectClean(wrapper, 'signin')
-    await signInToCode(wrapper)
+    await signIn(wrapper)
     expect(wrapper.get('[data-test="alert"]').text()).not.toBe('')
     await wrapper.get('button[aria-controls="password"]').trigger('click')
     await expectClean(wrapper, 'signin')
@@ -75,9 +64,7 @@ describe('axe-core finds nothing on any screen', () => {
     const wrapper = mountApp()
     await wrapper.get('[data-test="create-account"]').trigger('click')
     await expectClean(wrapper, 'signup', 'h1')
-    await wrapper.get('#email').setValue('new@example.com')
-    await wrapper.get('#new-password').setValue('short')
-    await submit(wrapper)
+    await submitWith(wrapper, { '#email': 'new@example.com', '#new-password': 'short' })
     expect(wrapper.get('#new-password').attributes('aria-invalid')).toBe('true')
     await wrapper.get('button[aria-controls="new-password"]').trigger('click')
     await expectClean(wrapper, 'signup', '#new-password')
@@ -90,15 +77,13 @@ describe('axe-core finds nothing on any screen', () => {
       json(410, { error: 'session_expired', message: 'x', reason: 'expired' }),
     )
     const wrapper = mountApp()
-    await signInToCode(wrapper)
+    await signIn(wrapper)
     await expectClean(wrapper, 'code', '#code')
     await submit(wrapper) // too short: the field's own error
     await expectClean(wrapper, 'code', '#code')
-    await wrapper.get('#code').setValue('000000')
-    await submit(wrapper)
+    await enterCode(wrapper, '000000')
     await expectClean(wrapper, 'code', '#code')
-    await wrapper.get('#code').setValue('123456')
-    await submit(wrapper)
+    await enterCode(wrapper, '123456')
     await expectClean(wrapper, 'code', '[data-test="sign-in-again"]')
   })
 
@@ -106,12 +91,9 @@ describe('axe-core finds nothing on any screen', () => {
     mockFetch(STARTED(202), json(409, { error: 'account_exists', message: 'x' }))
     const wrapper = mountApp()
     await wrapper.get('[data-test="create-account"]').trigger('click')
-    await wrapper.get('#email').setValue('new@example.com')
-    await wrapper.get('#new-password').setValue('correct horse battery')
-    await submit(wrapper)
+    await submitWith(wrapper, { '#email': 'new@example.com', '#new-password': 'correct horse battery' })
     await expectClean(wrapper, 'code', '#code')
-    await wrapper.get('#code').setValue('123456')
-    await submit(wrapper)
+    await enterCode(wrapper, '123456')
     await expectClean(wrapper, 'code', '[data-test="sign-in-instead"]')
   })
 
@@ -133,9 +115,7 @@ describe('axe-core finds nothing on any screen', () => {
     await expectClean(wrapper, 'reset-confirm', '#code')
     await submit(wrapper) // both fields missing
     await expectClean(wrapper, 'reset-confirm', '#code')
-    await wrapper.get('#code').setValue('123456')
-    await wrapper.get('#new-password').setValue('password')
-    await submit(wrapper)
+    await submitWith(wrapper, { '#code': '123456', '#new-password': 'password' })
     await expectClean(wrapper, 'reset-confirm', '#new-password')
     await wrapper.get('#new-password').setValue('a much better passphrase')
     await submit(wrapper)
@@ -144,18 +124,15 @@ describe('axe-core finds nothing on any screen', () => {
     await wrapper.get('[data-test="sign-in"]').trigger('click')
     await wrapper.get('[data-test="forgot"]').trigger('click')
     await submit(wrapper)
-    await wrapper.get('#code').setValue('123456')
-    await wrapper.get('#new-password').setValue('a much better passphrase')
-    await submit(wrapper)
+    await submitWith(wrapper, { '#code': '123456', '#new-password': 'a much better passphrase' })
     await expectClean(wrapper, 'reset-confirm', '[data-test="start-over"]')
   })
 
   it('verified', async () => {
     mockFetch(STARTED(), json(200, { verified: true, email: 'demo@example.com' }))
     const wrapper = mountApp()
-    await signInToCode(wrapper)
-    await wrapper.get('#code').setValue('123456')
-    await submit(wrapper)
+    await signIn(wrapper)
+    await enterCode(wrapper, '123456')
     await expectClean(wrapper, 'verified', 'h1')
   })
 
@@ -166,9 +143,8 @@ describe('axe-core finds nothing on any screen', () => {
       const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'
       mockFetch(STARTED(), json(200, { verified: true, email: 'demo@example.com', token }))
       const wrapper = mountApp({ returnUrl: 'http://127.0.0.1:8081/callback' })
-      await signInToCode(wrapper)
-      await wrapper.get('#code').setValue('123456')
-      await submit(wrapper)
+      await signIn(wrapper)
+      await enterCode(wrapper, '123456')
       await expectClean(wrapper, 'handover', 'h1')
     } finally {
       window.history.replaceState(null, '', '/')

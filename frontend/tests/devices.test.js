@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import App from '../src/App.vue'
 import SignInStep from '../src/components/SignInStep.vue'
 import { deviceKey, loadDeviceToken, saveDeviceToken } from '../src/lib/devices.js'
-import { json, mockFetch, sentBody, settle } from './helpers.js'
+import { enterCode, json, mockFetch, sentBody, signIn } from './helpers.js'
 
 const DEVICE_1 = 'dT1_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
 const DEVICE_2 = 'dT2-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
@@ -11,19 +11,6 @@ const DEVICE_2 = 'dT2-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
 const STARTED = () => json(200, { session_id: 'sess_1', expires_in: 300, resend_in: 30 })
 const VERIFIED = (deviceToken, email = 'demo@example.com') => () =>
   json(200, { verified: true, email, token_type: 'Bearer', expires_in: 300, device_token: deviceToken })
-
-async function signIn(wrapper, email = 'demo@example.com') {
-  await wrapper.get('#email').setValue(email)
-  await wrapper.get('#password').setValue('demo-password')
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
-
-async function enterCode(wrapper, code = '123456') {
-  await wrapper.get('#code').setValue(code)
-  await wrapper.get('form').trigger('submit')
-  await settle()
-}
 
 /** Back to an empty sign-in screen from the verified one. */
 async function startAgain(wrapper) {

@@ -1,5 +1,5 @@
 import { flushPromises } from '@vue/test-utils'
-import { vi } from 'vitest'
+import { expect, vi } from 'vitest'
 
 /** A fetch Response with a JSON body, as the API sends them. */
 export function json(status, body, headers = {}) {
@@ -69,4 +69,47 @@ export function screenOf(wrapper) {
 /** The path of every call made to the mocked fetch, in order ("GET /config", "POST /otp"). */
 export function callsOf(fetch) {
   return fetch.mock.calls.map(([url, init]) => `${init?.method ?? 'GET'} ${new URL(url, 'http://x').pathname}`)
+}
+
+/** Submit the form on show and let the answer settle. */
+export async function submit(wrapper) {
+  await wrapper.get('form').trigger('submit')
+  await settle()
+}
+
+/** Type each value into its field (`{ '#email': 'a@example.com' }`, in order), then submit. */
+export async function submitWith(wrapper, fields) {
+  for (const [selector, value] of Object.entries(fields)) await wrapper.get(selector).setValue(value)
+  await submit(wrapper)
+}
+
+/** The sign-in screen's email and password typed in and submitted. */
+export function signIn(wrapper, email = 'demo@example.com', password = 'demo-password') {
+  return submitWith(wrapper, { '#email': email, '#password': password })
+}
+
+/** A code typed into the code screen and submitted. */
+export function enterCode(wrapper, code = '123456') {
+  return submitWith(wrapper, { '#code': code })
+}
+
+/**
+ * A screen's submit while its call runs (`pending` from pendingFetch, set before the mount): with
+ * `fields` typed in, two submits make one call, and the button (data-test `button`) reads
+ * `busyText` and is aria-disabled; once `answer` comes, `event` is emitted once.
+ */
+export async function expectOneCallWhileBusy(
+  wrapper,
+  { fetch, resolve },
+  { fields, button = 'submit', busyText, answer, event },
+) {
+  for (const [selector, value] of Object.entries(fields)) await wrapper.get(selector).setValue(value)
+  await wrapper.get('form').trigger('submit')
+  await wrapper.get('form').trigger('submit')
+  expect(wrapper.get(`[data-test="${button}"]`).text()).toBe(busyText)
+  expect(wrapper.get(`[data-test="${button}"]`).attributes('aria-disabled')).toBe('true')
+  expect(fetch).toHaveBeenCalledTimes(1)
+  resolve(answer)
+  await settle()
+  expect(wrapper.emitted(event)).toHaveLength(1)
 }
