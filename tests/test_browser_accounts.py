@@ -373,7 +373,7 @@ def test_reset_the_password_by_code_then_sign_in_with_it(page, stack: LocalStack
         page.get_by_text("If an account exists for d***@example.com, we sent a code to it.")
     ).to_be_visible()
     code_field = page.get_by_label("6-digit code")
-    new_password = page.get_by_label("New password")
+    new_password = page.get_by_label("New password", exact=True)
     expect(code_field).to_be_focused()
     expect(new_password).to_have_attribute("autocomplete", "new-password")
     audit(page, "reset-confirm")
