@@ -371,8 +371,7 @@ def check_code(
     version, key = keys.current_key(cfg.key_parameter)
     at = now()
     tag = codes.guess_tag(key, digest, submitted)
-    guess = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts, purpose)
-    counted, before = guess
+    counted, before = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts, purpose)
     made_with = before.get("key_version") if before else None
     own = before is not None and _purpose_of(before) == purpose
     if (
