@@ -578,7 +578,8 @@ def _round_trips_section(figures: dict[str, Any]) -> Section:
             "address's and the network's windows before the hash, and the session's "
             "TransactWriteItems, which also gives the slot back; a wrong password stops after the "
             "second call, and only a right password refused by a send limit makes a fourth (the "
-            "slot given back on its own). Verify with the right code adds the device token's UpdateItem on the account and one KMS Sign (the token).",
+            "slot given back on its own). Verify with the right code adds the device token's UpdateItem "
+            "on the account and one KMS Sign (the token).",
         ],
         console=True,
     )
