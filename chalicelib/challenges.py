@@ -112,11 +112,11 @@ def _new_send(
     ends_at: int,
     source_ip: str | None,
     device: str | None,
-    mail_kind: str | None = "signin",
+    mail_kind: str = "signin",
 ) -> store.Send:
     """A fresh nonce under the current key, valid for the TTL but never past the session's end.
 
-    A send whose mail holds no code (``mail_kind`` without one, or None:
+    A send whose mail holds no code (``mail_kind`` without one, or "none":
     nothing is mailed) gets a right-code tag no guess can match, made with
     the same work.
     """
@@ -124,7 +124,7 @@ def _new_send(
     nonce = codes.new_nonce()
     expires_at = min(at + cfg.ttl_seconds, ends_at)
     right = codes.guess_tag(key, digest, codes.derive_code(key, nonce, cfg.code_length))
-    if mail_kind is None or not mail.KINDS[mail_kind].has_code:
+    if mail_kind == "none" or not mail.KINDS[mail_kind].has_code:
         right = codes.unmatchable_tag()
     return store.Send(
         email=email,
@@ -192,10 +192,7 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     if not credentials.check(user, password) or user is None:
         log.info("sign-in refused: email=%s", mask(email))
         raise InvalidCredentials()  # the slot stays taken: this was a failed sign-in
-    session_id = codes.new_session_id()
-    digest = codes.session_hash(session_id)
-    ends_at = at + cfg.session_max_seconds
-    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip, ident)
+    session_id, send, ends_at = _first_send(cfg, email, at, source_ip, ident, "signin")
     try:
         store.create_session(
             cfg.table_name,
@@ -222,6 +219,21 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
         mask(email),
         "trusted" if device else "none",
     )
+    return _started(cfg, session_id, send)
+
+
+def _first_send(
+    cfg: Settings, email: str, at: int, source_ip: str | None, device: str | None, mail_kind: str
+) -> tuple[str, store.Send, int]:
+    """A new session id, its first send and the end of its life."""
+    session_id = codes.new_session_id()
+    ends_at = at + cfg.session_max_seconds
+    send = _new_send(cfg, email, codes.session_hash(session_id), 1, at, ends_at, source_ip, device, mail_kind)
+    return session_id, send, ends_at
+
+
+def _started(cfg: Settings, session_id: str, send: store.Send) -> dict[str, Any]:
+    """The answer to a request that opened a session."""
     return {
         "session_id": session_id,
         "expires_in": send.valid_seconds,
@@ -230,39 +242,26 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
 
 
 def open_session(
-    cfg: Settings,
-    email: str,
-    source_ip: str | None,
-    purpose: str,
-    mail_kind: str | None,
-    account: store.Account | None,
-    extra: dict[str, Any],
+    cfg: Settings, email: str, source_ip: str | None, purpose: str, mail_kind: str, extra: dict[str, Any]
 ) -> dict[str, Any]:
     """A session of ``purpose`` (sign-up, reset) and its first send, in one transaction.
 
     It counts in the same send limits as an untrusted sign-in; ``mail_kind``
-    None sends nothing (but counts the same). Returns the 202 body.
+    "none" sends nothing (but counts the same). Returns the 202 body.
     """
     at = now()
-    session_id = codes.new_session_id()
-    digest = codes.session_hash(session_id)
-    ends_at = at + cfg.session_max_seconds
-    send = _new_send(cfg, email, digest, 1, at, ends_at, source_ip, None, mail_kind)
-    try:
-        store.create_session(cfg.table_name, send, account, ends_at, at, extra={"purpose": purpose, **extra})
+    session_id, send, ends_at = _first_send(cfg, email, at, source_ip, None, mail_kind)
+    try:  # listed on no account (a reset is held to the account's version at its confirm instead)
+        store.create_session(cfg.table_name, send, None, ends_at, at, extra={"purpose": purpose, **extra})
     except store.Cancelled as cancelled:
-        if cancelled.conflicts:  # an id collision, or the account changed in between: not a user error
+        if cancelled.conflicts:  # a 256-bit id collided: not a user error
             raise ServiceUnavailable() from None
         log.info("send limited: purpose=%s email=%s limits=%s", purpose, mask(email), cancelled)
         raise _rate_limited(cancelled, at) from None
     log.info(
         "session started: purpose=%s session=%s email=%s", purpose, codes.session_tag(session_id), mask(email)
     )
-    return {
-        "session_id": session_id,
-        "expires_in": send.valid_seconds,
-        "resend_in": cfg.resend_cooldown_seconds,
-    }
+    return _started(cfg, session_id, send)
 
 
 def _ends_at(cfg: Settings, session: dict[str, Any]) -> int:
@@ -301,7 +300,6 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
             log.info("resend refused: session=%s reason=%s", label, reason)
             raise SessionClosed(reason or "expired")
         send_no = int(session["send_no"]) + 1
-        kind = session.get("mail", "signin")  # a sign-up or reset session mails its own kind
         send = _new_send(
             cfg,
             session["email"],
@@ -311,7 +309,7 @@ def resend(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
             _ends_at(cfg, session),
             source_ip,
             _device_ident(session),
-            None if kind == "none" else kind,
+            session.get("mail", "signin"),  # a sign-up or reset session mails its own kind
         )
         try:
             store.renew_session(cfg.table_name, session, send)

@@ -57,9 +57,9 @@ def signup(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
     user = store.get_user(cfg.table_name, email)
     password_hash = credentials.hash_password(password)  # the same work whether or not it is kept
     if user is not None:
-        return challenges.open_session(cfg, email, source_ip, "signup", "signup-exists", None, {})
+        return challenges.open_session(cfg, email, source_ip, "signup", "signup-exists", {})
     return challenges.open_session(
-        cfg, email, source_ip, "signup", "signup", None, {"password_hash": password_hash}
+        cfg, email, source_ip, "signup", "signup", {"password_hash": password_hash}
     )
 
 
@@ -93,8 +93,8 @@ def reset(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     if user is not None and usable:
         # Not listed on the account: the confirm holds only while the account keeps this version.
         version = {"account_version": int(user.get("version") or 0)}
-        return challenges.open_session(cfg, email, source_ip, "reset", "reset", None, version)
-    return challenges.open_session(cfg, email, source_ip, "reset", None, None, {"account_version": 0})
+        return challenges.open_session(cfg, email, source_ip, "reset", "reset", version)
+    return challenges.open_session(cfg, email, source_ip, "reset", "none", {"account_version": 0})
 
 
 def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:

@@ -152,7 +152,7 @@ class Send:
     now: int
     cooldown_until: int
     cooldown: str  # whose cooldown: the address, or "device#<id>" for a trusted device
-    mail: str | None = "signin"  # what is mailed (chalicelib.mail.KINDS); None: nothing at all
+    mail: str = "signin"  # what is mailed (chalicelib.mail.KINDS); "none": nothing at all
 
     @property
     def challenge_pk(self) -> str:
@@ -351,7 +351,7 @@ def _challenge_put(table: str, send: Send) -> tuple[_Role, dict[str, Any]]:
         "valid_seconds": send.valid_seconds,
     }
     if send.mail != "signin":
-        item["mail"] = send.mail or "none"  # "none": the mailer sends nothing for it
+        item["mail"] = send.mail  # "none": the mailer sends nothing for it
     return (
         "challenge",
         {
@@ -464,7 +464,7 @@ def create_session(
         "created_at": created_at,
         "ends_at": session_ends_at,
         **({"sub": account.sub, "account_version": account.version or 0} if account else {}),
-        **({} if send.mail == "signin" else {"mail": send.mail or "none"}),
+        **({} if send.mail == "signin" else {"mail": send.mail}),
         **(extra or {}),
     }
     put = {
