@@ -12,7 +12,7 @@ from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 
-from chalicelib import challenges, delivery, inputs, selfservice, settings, tokens
+from chalicelib import challenges, delivery, events, inputs, observe, selfservice, settings, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
     AccountExists,
@@ -118,6 +118,11 @@ def resend_code() -> Response:
     return _handle(lambda body: challenges.resend(SETTINGS, body, _source_ip()))
 
 
+@app.route("/otp/status", **ROUTE)
+def delivery_status() -> Response:
+    return _handle(lambda body: challenges.status(SETTINGS, body))
+
+
 @app.route("/signup", **ROUTE)
 def sign_up() -> Response:
     return _handle(lambda body: selfservice.signup(SETTINGS, body, _source_ip()), 202)
@@ -161,4 +166,22 @@ def openid_configuration() -> Response:
     stream_arn=SETTINGS.stream_arn, batch_size=25, starting_position="TRIM_HORIZON", name="send_code"
 )
 def send_code(event: Any) -> None:
-    delivery.deliver(SETTINGS, ((record.event_name, record.new_image) for record in event))
+    delivery.on_stream(SETTINGS, [(r.event_name, r.new_image, r.old_image) for r in event])
+
+
+@app.on_sns_message(topic=SETTINGS.events_topic, name="delivery_events")
+def delivery_events(event: Any) -> None:
+    events.record(SETTINGS, [record.message for record in event])
+
+
+@app.middleware("all")
+def observed(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every invocation: its request id on each log line, its metrics flushed at the end."""
+    context = getattr(event, "context", None)
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    lambda_context = getattr(app, "lambda_context", None)
+    observe.begin(request_id or getattr(lambda_context, "aws_request_id", None))
+    try:
+        return get_response(event)
+    finally:
+        observe.flush()

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from typing import Any, Literal
 
-from chalicelib import codes, credentials, devices, inputs, keys, mail, store, tokens
+from chalicelib import codes, credentials, devices, inputs, keys, mail, observe, store, tokens
 from chalicelib.clock import now
 from chalicelib.errors import (
     InvalidCode,
@@ -141,6 +142,7 @@ def _new_send(
         cooldown_until=at + cfg.resend_cooldown_seconds,
         cooldown=email if device is None else f"device#{device}",
         mail=mail_kind,
+        ip=_network_ident(source_ip),
     )
 
 
@@ -173,6 +175,19 @@ def _device_ident(session: dict[str, Any]) -> str | None:
     return str(digest)[:32] if digest else None
 
 
+def _attempt_note(email: str, user: dict[str, Any] | None, source_ip: str | None, at: int) -> dict[str, Any]:
+    """Who checked a password, noted on the slot it takes: an id the session (or a refund)
+    repeats when the password was right, the time, the hashed network, the account's state."""
+    state = "none" if user is None else "disabled" if user.get("disabled") else "enabled"
+    return {
+        "last_attempt": secrets.token_hex(8),
+        "last_at": at,
+        "last_ip": _network_ident(source_ip),
+        "email": email,
+        "account": state,
+    }
+
+
 def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
     """POST /otp: check the password, open a session, queue the first code."""
     email = inputs.email(body)
@@ -184,13 +199,16 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     device = devices.trusted(user, token, at)  # read with the user: no extra round trip
     ident = device.ident if device else None
     failures = windows(cfg, "failures", email, source_ip, ident)
+    note = _attempt_note(email, user, source_ip, at)  # on the slot: the audit trail reads it from the stream
     try:  # a slot before the hash: parallel guessers cannot all pass a read
-        store.take_slots(cfg.table_name, failures, hour)
+        store.take_slots(cfg.table_name, failures, hour, note)
     except store.Cancelled as cancelled:
-        log.info("sign-in limited: email=%s limits=%s", mask(email), cancelled)
+        log.info("sign-in limited: email=%s limits=%s", mask(email), cancelled, extra=_outcome("limited"))
+        observe.count(observe.SIGN_IN_LIMITED)
         raise _rate_limited(cancelled, at) from None
     if not credentials.check(user, password) or user is None:
-        log.info("sign-in refused: email=%s", mask(email))
+        log.info("sign-in refused: email=%s", mask(email), extra=_outcome("refused"))
+        observe.count(observe.SIGN_IN_REFUSED)
         raise InvalidCredentials()  # the slot stays taken: this was a failed sign-in
     session_id, send, ends_at = _first_send(cfg, email, at, source_ip, ident, "signin")
     try:
@@ -202,24 +220,35 @@ def start(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
             at,
             refund=failures,
             refund_hour=hour,
-            extra=_device_fields(device),
+            extra={**_device_fields(device), "attempt": note["last_attempt"]},
         )
     except store.Cancelled as cancelled:
         if "account" in cancelled.conflicts:  # disabled or given a new password meanwhile
-            log.info("sign-in refused, account changed: email=%s", mask(email))
+            log.info("sign-in refused, account changed: email=%s", mask(email), extra=_outcome("refused"))
+            observe.count(observe.SIGN_IN_REFUSED)
             raise InvalidCredentials() from None
         if cancelled.conflicts:
             raise ServiceUnavailable() from None  # a 256-bit id collided: not a user error
-        log.info("send limited: email=%s limits=%s", mask(email), cancelled)
-        store.give_back(cfg.table_name, failures, hour)  # the password was right: not a failure
+        log.info("send limited: email=%s limits=%s", mask(email), cancelled, extra=_outcome("limited"))
+        observe.count(observe.SIGN_IN_LIMITED)
+        refunded = {**note, "refunded": note["last_attempt"]}
+        store.give_back(cfg.table_name, failures, hour, refunded)  # the password was right: not a failure
         raise _rate_limited(cancelled, at) from None
+    tag = codes.session_tag(session_id)
     log.info(
         "session started: session=%s email=%s device=%s",
-        codes.session_tag(session_id),
+        tag,
         mask(email),
         "trusted" if device else "none",
+        extra=_outcome("started", tag),
     )
+    observe.count(observe.SIGN_IN_STARTED)
     return _started(cfg, session_id, send)
+
+
+def _outcome(outcome: str, session: str | None = None) -> dict[str, Any]:
+    """The JSON keys of a log line: what happened, and to which session (its short tag)."""
+    return observe.fields(outcome=outcome, session=session)
 
 
 def _first_send(
@@ -355,7 +384,7 @@ def _purpose_of(session: dict[str, Any] | None) -> str | None:
 
 
 def check_code(
-    cfg: Settings, session_id: str, submitted: str, purpose: str | None
+    cfg: Settings, session_id: str, submitted: str, purpose: str | None, source_ip: str | None = None
 ) -> tuple[dict[str, Any], int]:
     """Count one attempt at the code of a session of ``purpose`` (None: a sign-in), atomically.
 
@@ -369,7 +398,10 @@ def check_code(
     version, key = keys.current_key(cfg.key_parameter)
     at = now()
     tag = codes.guess_tag(key, digest, submitted)
-    counted, before = store.record_guess(cfg.table_name, digest, tag, version, at, cfg.max_attempts, purpose)
+    ip = _network_ident(source_ip)
+    counted, before = store.record_guess(
+        cfg.table_name, digest, tag, version, at, cfg.max_attempts, purpose, ip
+    )
     made_with = before.get("key_version") if before else None
     own = before is not None and _purpose_of(before) == purpose
     if (
@@ -383,17 +415,32 @@ def check_code(
         key = keys.key_at(cfg.key_parameter, int(made_with))
         tag = codes.guess_tag(key, digest, submitted)
         counted, before = store.record_guess(
-            cfg.table_name, digest, tag, int(made_with), at, cfg.max_attempts, purpose
+            cfg.table_name, digest, tag, int(made_with), at, cfg.max_attempts, purpose, ip
         )
     what = purpose or "signin"
     if not counted or before is None:
         reason = (_closed_reason(cfg, before, at) if own else None) or "expired"
-        log.info("verify refused: purpose=%s session=%s reason=%s", what, label, reason)
+        log.info(
+            "verify refused: purpose=%s session=%s reason=%s",
+            what,
+            label,
+            reason,
+            extra=_outcome(reason, label),
+        )
+        observe.count(observe.VERIFY_LOCKED if reason == "too_many_attempts" else observe.VERIFY_FAILED)
         raise SessionClosed(reason)
     if codes.codes_equal(str(before.get("code_tag", "")), tag):
+        observe.count(observe.VERIFY_SUCCEEDED)
         return before, at
     remaining = cfg.max_attempts - (int(before.get("attempts", 0)) + 1)
-    log.info("wrong code: purpose=%s session=%s attempts_remaining=%d", what, label, remaining)
+    log.info(
+        "wrong code: purpose=%s session=%s attempts_remaining=%d",
+        what,
+        label,
+        remaining,
+        extra=_outcome("wrong code", label),
+    )
+    observe.count(observe.VERIFY_LOCKED if remaining <= 0 else observe.VERIFY_FAILED)
     raise InvalidCode(remaining)
 
 
@@ -406,15 +453,33 @@ def signed_in(cfg: Settings, email: str, sub: str, auth_time: int, at: int) -> d
     }
 
 
-def verify(cfg: Settings, body: dict[str, Any], user_agent: str | None = None) -> dict[str, Any]:
+def verify(
+    cfg: Settings, body: dict[str, Any], user_agent: str | None = None, source_ip: str | None = None
+) -> dict[str, Any]:
     """POST /otp/verify: one conditional write counts the attempt and decides."""
     session_id = inputs.session_id(body)
     submitted = inputs.code(body, cfg.code_length)
     label = codes.session_tag(session_id)
-    before, at = check_code(cfg, session_id, submitted, None)
+    before, at = check_code(cfg, session_id, submitted, None, source_ip)
     if not before.get("sub"):  # a session opened before accounts had ids: start again
         log.info("verify refused: session=%s reason=no account id", label)
         raise SessionClosed("expired")
     device = _trust_device(cfg, before, at, user_agent)
-    log.info("verified: purpose=signin session=%s", label)
+    log.info("verified: purpose=signin session=%s", label, extra=_outcome("verified", label))
     return {**signed_in(cfg, before["email"], before["sub"], int(before["created_at"]), at), **device}
+
+
+def status(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /otp/status: where the mail of the session's latest send is; one read.
+
+    Any purpose (sign-in, sign-up, reset); a closed session answers as an
+    unknown one (410), so the route tells nothing once the code is spent.
+    """
+    session_id = inputs.session_id(body)
+    at = now()
+    session = store.get_session(cfg.table_name, codes.session_hash(session_id))
+    reason = _closed_reason(cfg, session, at)
+    if reason or session is None:
+        raise SessionClosed(reason or "expired")
+    state = str(session.get("delivery", "queued"))
+    return {"delivery": state, "at": int(session.get("delivery_at") or session.get("created_at") or at)}

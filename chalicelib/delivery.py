@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from chalicelib import codes, keys, mail, store
+from chalicelib import codes, events, keys, mail, observe, store
 from chalicelib.clock import now
 from chalicelib.errors import OtpError, error_code
 from chalicelib.settings import Settings
@@ -56,9 +56,12 @@ def outcome(error: Exception) -> str:
     return RETRY  # our own failure before the call (no key, say): nothing was sent
 
 
-def _challenges(records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
+Record = tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]  # event name, new, old image
+
+
+def _challenges(records: Iterable[Record]) -> list[dict[str, Any]]:
     out = []
-    for event_name, image in records:
+    for event_name, image, _ in records:
         if event_name != "INSERT" or not image:
             continue
         if image.get("kind", {}).get("S") not in ("challenge", "notice"):
@@ -76,65 +79,90 @@ def _key(cfg: Settings, item: Mapping[str, Any]) -> bytes:
     return keys.key_at(cfg.key_parameter, int(version))
 
 
-def _claim(cfg: Settings, item: dict[str, Any], at: int, label: str) -> tuple[bool, bytes | None] | str:
-    """Claim the item for mailing: (claimed, key for its code), or an outcome to return."""
+def _claim(cfg: Settings, item: dict[str, Any], at: int) -> store.Claim | str:
+    """Claim the item for mailing (a Claim says whether it was), or RETRY when its key is missing."""
     if item["kind"] == "notice":
-        if store.claim_notice(cfg.table_name, item["pk"], at):
-            return True, None
-        log.info("not mailed, already mailed: %s", label)
-        return "skipped"
-    key = None
+        return store.claim_notice(cfg.table_name, item, at)
     if mail.KINDS[item.get("mail", "signin")].has_code:
         try:
-            key = _key(cfg, item)  # before the claim: without a key nothing is claimed
+            _key(cfg, item)  # before the claim: without a key nothing is claimed
         except OtpError:
             return RETRY
-    claim = store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
-    if not claim.claimed:
-        log.info("not mailed, %s: %s", claim.reason, label)
-        return "skipped"
-    return True, key
+    return store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
+
+
+def _tags(item: Mapping[str, Any]) -> dict[str, str]:
+    """What SES hands back with each event of this mail: which session and send it was."""
+    if item["kind"] == "notice":
+        return {"notice": item["pk"].partition("#")[2]}
+    return {"session": item["session"], "send": str(item["send_no"]), "queued": str(item.get("queued_at", 0))}
 
 
 def _mail_one(cfg: Settings, item: dict[str, Any]) -> str:
     """Mail one challenge or notice; returns "sent", "skipped" or the outcome of its failure."""
     kind = item.get("mail", "signin")
-    label = f"session={item['session'][:12]} send={item.get('send_no', 0)} mail={kind}"
+    tag = str(item["session"])[:12]
+    label = f"session={tag} send={item.get('send_no', 0)} mail={kind}"
     to = mail.mask(item["email"])
     at = now()
     if int(item["expires_at"]) <= at:
-        log.warning("not mailed, already expired: %s", label)
+        log.warning(
+            "not mailed, already expired: %s", label, extra=observe.fields(session=tag, outcome="expired")
+        )
         return "skipped"
-    if kind == "none":  # a reset for no account: counted like the others, mailed to nobody
+    if kind == "none":  # a reset for no account, from before such resets were mailed
         return "skipped"
-    claimed = _claim(cfg, item, at, label)
-    if isinstance(claimed, str):
-        return claimed
-    _, key = claimed
+    claim = _claim(cfg, item, at)
+    if isinstance(claim, str):
+        return claim
+    if not claim.claimed:
+        log.info(
+            "not mailed, %s: %s", claim.reason, label, extra=observe.fields(session=tag, outcome=claim.reason)
+        )
+        if claim.reason == "suppressed" and item["kind"] == "challenge":
+            store.record_delivery(
+                cfg.table_name, item["session"], int(item["send_no"]), *events.SUPPRESSED, at
+            )
+        return "skipped"
     try:
+        key = _key(cfg, item) if mail.KINDS[kind].has_code else None
         code = codes.derive_code(key, item["nonce"], cfg.code_length) if key is not None else None
         message = mail.render(cfg.sender, item["email"], code, int(item.get("valid_seconds", 0)), kind)
-        mail.send(cfg.sender, item["email"], message)
+        message_id = mail.send(cfg.sender, item["email"], message, cfg.configuration_set, _tags(item))
     except Exception as error:  # noqa: BLE001 - every failure is sorted below
         result = outcome(error)
         reason = error_code(error) or type(error).__name__
+        extra = observe.fields(session=tag, outcome=f"mail {result}", reason=reason)
+        observe.count(observe.MAIL_FAILED)
         if result == RETRY:
-            log.error("mail failed, will retry: %s to=%s reason=%s", label, to, reason)
+            log.error("mail failed, will retry: %s to=%s reason=%s", label, to, reason, extra=extra)
             store.release_challenge(cfg.table_name, item["pk"], at)  # a notice's mark too
         elif result == FINAL:
-            log.error("mail refused for good, not retried: %s to=%s reason=%s", label, to, reason)
+            log.error(
+                "mail refused for good, not retried: %s to=%s reason=%s", label, to, reason, extra=extra
+            )
         else:
-            log.error("mail outcome unknown, not resent: %s to=%s reason=%s", label, to, reason)
+            log.error("mail outcome unknown, not resent: %s to=%s reason=%s", label, to, reason, extra=extra)
         return result
-    log.info("mailed: %s to=%s", label, to)
+    store.record_message_id(cfg.table_name, item["pk"], message_id)
+    observe.count(observe.CODE_MAILED)
+    if "queued_at" in item:
+        observe.seconds(observe.SECONDS_TO_ACCEPTED, now() - float(item["queued_at"]))
+    log.info("mailed: %s to=%s", label, to, extra=observe.fields(session=tag, outcome="mailed"))
     return "sent"
 
 
-def deliver(cfg: Settings, records: Iterable[tuple[str, Mapping[str, Any] | None]]) -> int:
-    """Mail each new challenge in ``records`` (event name, NewImage); return how many were sent."""
+def deliver(cfg: Settings, records: Iterable[Record]) -> int:
+    """Mail each new challenge in ``records``; return how many were sent."""
     pending = _challenges(records)
     results = [_mail_one(cfg, item) for item in pending]
     retry = results.count(RETRY)
     if retry:
         raise DeliveryFailed(f"{retry} of {len(pending)} codes not sent; the batch will be retried")
     return results.count("sent")
+
+
+def on_stream(cfg: Settings, records: Iterable[Record]) -> int:
+    """The stream handler: mail what is new in the batch; returns how many were sent."""
+    batch = list(records)
+    return deliver(cfg, batch)

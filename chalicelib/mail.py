@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from chalicelib import aws
 from chalicelib.errors import error_code
@@ -54,6 +56,14 @@ KINDS: dict[str, Kind] = {
         "It is valid for {validity} and works once.",
         "If you did not ask to reset your password, you can ignore this email: your password stays "
         "as it is unless this code is entered, and it expires on its own.",
+    ),
+    "reset-unknown": Kind(
+        "Reset your password",
+        "Someone asked to reset the password of an account with this address, but there is no "
+        "account you can sign in to with it.",
+        "If it was you, you may have signed up with another address: try the reset with that one.",
+        "If this was not you, you can ignore this email: nothing was changed.",
+        has_code=False,
     ),
     "password-changed": Kind(
         "Your password was changed",
@@ -115,8 +125,17 @@ SEND_ATTEMPTS = 3
 sleep = time.sleep  # tests replace it
 
 
-def send(sender: str, recipient: str, message: EmailMessage) -> str:
+def send(
+    sender: str,
+    recipient: str,
+    message: EmailMessage,
+    configuration_set: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
     """Send through SES to exactly ``recipient``; returns the SES message id.
+
+    With ``configuration_set`` SES publishes the message's events (sent,
+    delivered, bounced, ...), each carrying ``tags``.
 
     One SendRawEmail per attempt (the client itself never retries, see
     ``aws.ATTEMPTS``); only throttling, which surely sent nothing, is tried
@@ -124,12 +143,18 @@ def send(sender: str, recipient: str, message: EmailMessage) -> str:
     """
     from botocore.exceptions import ClientError
 
-    data = message.as_bytes()
+    request: dict[str, Any] = {
+        "Source": sender,
+        "Destinations": [recipient],
+        "RawMessage": {"Data": message.as_bytes()},
+    }
+    if configuration_set:
+        request["ConfigurationSetName"] = configuration_set
+    if tags:
+        request["Tags"] = [{"Name": name, "Value": value} for name, value in tags.items()]
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            response = aws.client("ses").send_raw_email(
-                Source=sender, Destinations=[recipient], RawMessage={"Data": data}
-            )
+            response = aws.client("ses").send_raw_email(**request)
             return str(response["MessageId"])
         except ClientError as error:
             if error_code(error) not in THROTTLED or attempt == SEND_ATTEMPTS:

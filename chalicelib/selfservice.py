@@ -86,7 +86,11 @@ def signup_verify(cfg: Settings, body: dict[str, Any], user_agent: str | None) -
 
 
 def reset(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[str, Any]:
-    """POST /password/reset: a code for an enabled account, nothing otherwise; the same 202."""
+    """POST /password/reset: a code for an enabled account, a mail saying there is none otherwise.
+
+    The same 202, the same writes and a mail either way: even the delivery
+    status of the mail cannot tell an account from no account.
+    """
     email = inputs.email(body)
     user = store.get_user(cfg.table_name, email)
     usable = user is not None and not user.get("disabled") and "password_hash" in user
@@ -94,7 +98,7 @@ def reset(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
         # Not listed on the account: the confirm holds only while the account keeps this version.
         version = {"account_version": int(user.get("version") or 0)}
         return challenges.open_session(cfg, email, source_ip, "reset", "reset", version)
-    return challenges.open_session(cfg, email, source_ip, "reset", "none", {"account_version": 0})
+    return challenges.open_session(cfg, email, source_ip, "reset", "reset-unknown", {"account_version": 0})
 
 
 def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:

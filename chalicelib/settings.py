@@ -28,6 +28,8 @@ class Settings:
     token_key_id: str
     token_audience: str
     token_issuer: str
+    configuration_set: str  # the SES configuration set every send goes through
+    events_topic: str  # the SNS topic its event destination publishes to (name or ARN)
     code_length: int = 6
     ttl_seconds: int = 300
     max_attempts: int = 5
@@ -78,6 +80,8 @@ _REQUIRED: dict[str, str] = {
     "OTP_TOKEN_KEY_ID": "token_key_id",
     "OTP_TOKEN_AUDIENCE": "token_audience",
     "OTP_TOKEN_ISSUER": "token_issuer",
+    "OTP_SES_CONFIGURATION_SET": "configuration_set",
+    "OTP_SES_EVENTS_TOPIC": "events_topic",
 }
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -96,6 +100,9 @@ _AUDIENCE = re.compile(r"[\x21-\x7e]{1,256}")
 _ISSUER = re.compile(
     r"(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:\d{1,5})?(/[A-Za-z0-9._~-]+)*"
 )
+
+_CONFIGURATION_SET = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TOPIC = re.compile(r"(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:)?[A-Za-z0-9_-]{1,256}")
 
 _LOCAL = "http only for localhost or 127.0.0.1"
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -116,6 +123,14 @@ _CHECKS: dict[str, tuple[re.Pattern[str], str]] = {
     "OTP_TOKEN_KEY_ID": (_KMS_KEY, "a KMS key id, key ARN or alias such as alias/simple-otp-dev-token"),
     "OTP_TOKEN_AUDIENCE": (_AUDIENCE, "the audience of the tokens, such as https://app.example.com"),
     "OTP_TOKEN_ISSUER": (_ISSUER, f"the API's public base URL, no trailing slash ({_LOCAL})"),
+    "OTP_SES_CONFIGURATION_SET": (
+        _CONFIGURATION_SET,
+        "an SES configuration set name (1-64 of A-Z a-z 0-9 _ -) such as simple-otp-dev",
+    ),
+    "OTP_SES_EVENTS_TOPIC": (
+        _TOPIC,
+        "the SNS topic of SES's events, a name such as simple-otp-dev-ses-events or its ARN",
+    ),
 }
 
 

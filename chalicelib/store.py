@@ -23,7 +23,26 @@ pk                             kind         holds
 ``cooldown#device#<id>``                    trusted device: its own)
 ``notice#<sha256>``            notice       a mail without a code ("your password
                                             was changed"); its INSERT is mailed
+``suppressed#<email>``         suppressed   an address SES bounced for good or that
+                                            complained: mailed no more until an
+                                            operator lifts it (no TTL)
+``audit#<email>#<hour>``       audit        the account's audit entries of one
+                                            clock hour (attribute ``e:<id>`` ->
+                                            time, event, outcome, hashed network,
+                                            detail), kept 90 days; written by the
+                                            stream handler, ignored by the mailer
 =============================  ===========  ====================================
+
+For the audit trail, which the stream handler derives from the records it
+sees, writes that happen anyway also say who made them: a session and a
+challenge carry ``ip`` (the hash of the client's network the per-IP windows
+use), a guess ``last_ip`` and ``guessed_at``, and a limit bucket the last
+count's ``last_at``, ``last_ip`` and ``email`` (a password-check slot also
+``last_attempt``, an id its session repeats as ``attempt``, and ``account``).
+
+A session also says where the mail of its latest send is: ``delivery``
+(queued, sent, delivered, ...), ``delivery_at`` and ``delivery_rank``, which
+only grows, so a late or repeated SES event never moves it back.
 
 A session has a ``purpose``: absent for a sign-in, ``signup`` or ``reset``;
 each verify route takes only its own. Its ``mail`` says what its sends mail
@@ -34,8 +53,9 @@ code_tag``): both are stored, so every condition below can refuse a used
 session without knowing any key.
 
 ``expires_at`` (epoch seconds) is the table's TTL attribute on every item but
-users. Each public function here is exactly one DynamoDB round trip (but
-:func:`close_sessions`, one per 25 sessions), so the number of calls per
+users and suppressions. Each public function here is exactly one DynamoDB
+round trip (but :func:`close_sessions`, one per 25 sessions, and the
+operator's :func:`list_suppressed`), so the number of calls per
 request can be read off the caller.
 """
 
@@ -114,6 +134,13 @@ def notice_key(session_hash: str) -> str:
     return f"notice#{session_hash}"
 
 
+def suppression_key(email: str) -> str:
+    return f"suppressed#{email}"
+
+
+QUEUED = {"delivery": "queued", "delivery_rank": 0}  # a new send's state, before SES saw it
+
+
 # ---------------------------------------------------------------- values
 
 
@@ -153,6 +180,7 @@ class Send:
     cooldown_until: int
     cooldown: str  # whose cooldown: the address, or "device#<id>" for a trusted device
     mail: str = "signin"  # what is mailed (chalicelib.mail.KINDS); "none": nothing at all
+    ip: str = ""  # hash of the client's network (as the per-IP windows name it), for the audit trail
 
     @property
     def challenge_pk(self) -> str:
@@ -293,21 +321,29 @@ _Role = Window | str  # a Window, or "cooldown" / "session" / "challenge" / "acc
 
 
 def _window_writes(
-    table: str, window: Window, hour: int, change: int = 1
+    table: str, window: Window, hour: int, change: int = 1, note: Mapping[str, Any] | None = None
 ) -> list[tuple[_Role, dict[str, Any]]]:
     """Count one event (``change`` 1) in its clock hour and carry it into the next one.
 
     The bucket of hour h holds the events of h-1 and h, and the condition
     caps that sum: so any 60 minutes (which lie inside two consecutive clock
     hours) see at most ``limit`` events, with no burst at the hour boundary.
-    ``change`` -1 gives one back (a refund), without a condition.
+    ``change`` -1 gives one back (a refund), without a condition. ``note``:
+    attributes set on this hour's bucket with the count (who counted it, for
+    the audit trail, which reads them from the stream).
     """
+    sets = "".join(f", #note{i} = :note{i}" for i in range(len(note or {})))
     update: dict[str, Any] = {
         "TableName": table,
         "Key": to_ddb({"pk": limit_key(window.scope, window.ident, hour)}),
-        "UpdateExpression": "ADD n :one, own :one SET kind = :kind, expires_at = :exp",
-        "ExpressionAttributeValues": to_ddb({":one": change, ":kind": "limit", ":exp": (hour + 2) * 3600}),
+        "UpdateExpression": "ADD n :one, own :one SET kind = :kind, expires_at = :exp" + sets,
+        "ExpressionAttributeValues": to_ddb(
+            {":one": change, ":kind": "limit", ":exp": (hour + 2) * 3600}
+            | {f":note{i}": value for i, value in enumerate((note or {}).values())}
+        ),
     }
+    if note:
+        update["ExpressionAttributeNames"] = {f"#note{i}": name for i, name in enumerate(note)}
     if change > 0:
         update["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
         update["ExpressionAttributeValues"].update(to_ddb({":limit": window.limit}))
@@ -349,7 +385,10 @@ def _challenge_put(table: str, send: Send) -> tuple[_Role, dict[str, Any]]:
         "send_no": send.send_no,
         "expires_at": send.expires_at,
         "valid_seconds": send.valid_seconds,
+        "queued_at": send.now,
     }
+    if send.ip:
+        item["ip"] = send.ip
     if send.mail != "signin":
         item["mail"] = send.mail  # "none": the mailer sends nothing for it
     return (
@@ -405,31 +444,37 @@ def _send_writes(table: str, session_write: dict[str, Any], send: Send) -> list[
         _challenge_put(table, send),
         _cooldown_write(table, send.cooldown, send.now, send.cooldown_until),
     ]
-    return writes + _all_windows(table, send.windows, send.hour)
+    note = {"last_ip": send.ip, "last_at": send.now, "email": send.email}  # whose send filled a cap
+    return writes + _all_windows(table, send.windows, send.hour, note=note)
 
 
 def _all_windows(
-    table: str, windows: Sequence[Window], hour: int, change: int = 1
+    table: str, windows: Sequence[Window], hour: int, change: int = 1, note: Mapping[str, Any] | None = None
 ) -> list[tuple[_Role, dict[str, Any]]]:
     """:func:`_window_writes` for each window."""
-    return [write for window in windows for write in _window_writes(table, window, hour, change)]
+    return [write for window in windows for write in _window_writes(table, window, hour, change, note)]
 
 
 _NOT_USED = "(attribute_not_exists(last_tag) OR last_tag <> code_tag)"
 
 
-def take_slots(table: str, windows: Sequence[Window], hour: int) -> None:
+def take_slots(
+    table: str, windows: Sequence[Window], hour: int, note: Mapping[str, Any] | None = None
+) -> None:
     """Count one event (a password check) in each window, only if each has room.
 
     Raises :class:`Cancelled` naming the full windows: the caller refuses
-    the request without doing the work the windows cap.
+    the request without doing the work the windows cap. ``note``: see
+    :func:`_window_writes`.
     """
-    _transact(_all_windows(table, windows, hour))
+    _transact(_all_windows(table, windows, hour, note=note))
 
 
-def give_back(table: str, windows: Sequence[Window], hour: int) -> None:
+def give_back(
+    table: str, windows: Sequence[Window], hour: int, note: Mapping[str, Any] | None = None
+) -> None:
     """Return one event to each window (a slot taken in ``hour`` for a password that was right)."""
-    _transact(_all_windows(table, windows, hour, change=-1))
+    _transact(_all_windows(table, windows, hour, change=-1, note=note))
 
 
 def create_session(
@@ -463,8 +508,11 @@ def create_session(
         "expires_at": send.expires_at,
         "created_at": created_at,
         "ends_at": session_ends_at,
+        **QUEUED,
+        "delivery_at": send.now,
         **({"sub": account.sub, "account_version": account.version or 0} if account else {}),
         **({} if send.mail == "signin" else {"mail": send.mail}),
+        **({"ip": send.ip} if send.ip else {}),
         **(extra or {}),
     }
     put = {
@@ -614,7 +662,8 @@ def renew_session(table: str, session: Mapping[str, Any], send: Send) -> None:
             "Key": to_ddb({"pk": session["pk"]}),
             "UpdateExpression": (
                 "SET nonce = :nonce, send_no = :send_no, expires_at = :exp, key_version = :kv, "
-                "code_tag = :code_tag REMOVE last_tag"
+                "code_tag = :code_tag, delivery = :queued, delivery_rank = :zero, delivery_at = :now "
+                "REMOVE last_tag"
             ),
             "ConditionExpression": f"nonce = :old_nonce AND attempts = :old_attempts AND {_NOT_USED}",
             "ExpressionAttributeValues": to_ddb(
@@ -624,6 +673,9 @@ def renew_session(table: str, session: Mapping[str, Any], send: Send) -> None:
                     ":exp": send.expires_at,
                     ":kv": send.key_version,
                     ":code_tag": send.code_tag,
+                    ":queued": QUEUED["delivery"],
+                    ":zero": QUEUED["delivery_rank"],
+                    ":now": send.now,
                     ":old_nonce": session["nonce"],
                     ":old_attempts": session["attempts"],
                 }
@@ -648,12 +700,14 @@ def record_guess(
     now: int,
     max_attempts: int,
     purpose: str | None = None,
+    ip: str = "",
 ) -> tuple[bool, dict[str, Any] | None]:
     """Count one verification attempt and remember its tag, atomically.
 
     The write holds only while the session exists, has this ``purpose``
     (None: a sign-in), was made with ``key_version``, has not expired, has
-    attempts left and was not used.
+    attempts left and was not used. It also notes when and from which
+    network (``ip``, hashed) the guess came, for the audit trail.
     Returns (counted, item before the write); the item tells the caller
     whether the code was right (its ``code_tag`` is ``tag``) or why the
     session refused it.
@@ -664,14 +718,14 @@ def record_guess(
         response = _ddb().update_item(
             TableName=table,
             Key=to_ddb({"pk": session_key(session_hash)}),
-            UpdateExpression="SET last_tag = :tag ADD attempts :one",
+            UpdateExpression="SET last_tag = :tag, guessed_at = :now, last_ip = :ip ADD attempts :one",
             ConditionExpression=(
                 "attribute_exists(pk) AND key_version = :kv AND expires_at > :now "
                 f"AND attempts < :max AND {_NOT_USED} AND "
                 + ("attribute_not_exists(purpose)" if purpose is None else "purpose = :purpose")
             ),
             ExpressionAttributeValues=to_ddb(
-                {":one": 1, ":tag": tag, ":kv": key_version, ":now": now, ":max": max_attempts}
+                {":one": 1, ":tag": tag, ":kv": key_version, ":now": now, ":max": max_attempts, ":ip": ip}
                 | ({} if purpose is None else {":purpose": purpose})
             ),
             ReturnValues="ALL_OLD",
@@ -719,68 +773,234 @@ def _conditional_update(
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of :func:`claim_challenge`."""
+    """The outcome of :func:`claim_challenge` and :func:`claim_notice`."""
 
     claimed: bool
-    reason: str = ""  # why not: "already mailed" or "cannot work"
+    reason: str = ""  # why not: "already mailed", "cannot work" or "suppressed"
+
+
+def _not_suppressed(table: str, email: str) -> tuple[_Role, dict[str, Any]]:
+    """The address is not suppressed (checked in the claim's own transaction: no extra trip)."""
+    check = {
+        "TableName": table,
+        "Key": to_ddb({"pk": suppression_key(email)}),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }
+    return "suppressed", {"ConditionCheck": check}
+
+
+def _mark_mailed(table: str, pk: str, now: int) -> tuple[_Role, dict[str, Any]]:
+    mark = {
+        "TableName": table,
+        "Key": to_ddb({"pk": pk}),
+        "UpdateExpression": "SET mailed_at = :now",
+        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
+        "ExpressionAttributeValues": to_ddb({":now": now}),
+    }
+    return "challenge", {"Update": mark}
+
+
+def _claim(writes: list[tuple[_Role, dict[str, Any]]]) -> Claim:
+    try:
+        _transact(writes)
+    except Cancelled as cancelled:
+        if "challenge" in cancelled.conflicts:
+            return Claim(False, "already mailed")
+        if "suppressed" in cancelled.conflicts:
+            return Claim(False, "suppressed")
+        return Claim(False, "cannot work")
+    return Claim(True)
 
 
 def claim_challenge(table: str, challenge: Mapping[str, Any], now: int, max_attempts: int) -> Claim:
     """Mark a challenge as being mailed, if its code can still work, in one transaction.
 
     The mark holds only once per challenge; the session must still exist,
-    be on this send, have attempts left, not be used and not be expired.
+    be on this send, have attempts left, not be used and not be expired;
+    and the address must not be suppressed.
     """
-    try:
-        _transact(
-            [
-                (
-                    "challenge",
-                    {
-                        "Update": {
-                            "TableName": table,
-                            "Key": to_ddb({"pk": challenge["pk"]}),
-                            "UpdateExpression": "SET mailed_at = :now",
-                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
-                            "ExpressionAttributeValues": to_ddb({":now": now}),
-                        }
-                    },
-                ),
-                (
-                    "session",
-                    {
-                        "ConditionCheck": {
-                            "TableName": table,
-                            "Key": to_ddb({"pk": session_key(challenge["session"])}),
-                            "ConditionExpression": (
-                                "send_no = :send_no AND attempts < :max AND expires_at > :now "
-                                f"AND {_NOT_USED}"
-                            ),
-                            "ExpressionAttributeValues": to_ddb(
-                                {":send_no": challenge["send_no"], ":max": max_attempts, ":now": now}
-                            ),
-                        }
-                    },
-                ),
-            ]
-        )
-    except Cancelled as cancelled:
-        reason = "already mailed" if "challenge" in cancelled.conflicts else "cannot work"
-        return Claim(False, reason)
-    return Claim(True)
+    session_check = {
+        "TableName": table,
+        "Key": to_ddb({"pk": session_key(challenge["session"])}),
+        "ConditionExpression": (
+            f"send_no = :send_no AND attempts < :max AND expires_at > :now AND {_NOT_USED}"
+        ),
+        "ExpressionAttributeValues": to_ddb(
+            {":send_no": challenge["send_no"], ":max": max_attempts, ":now": now}
+        ),
+    }
+    return _claim(
+        [
+            _mark_mailed(table, challenge["pk"], now),
+            ("session", {"ConditionCheck": session_check}),
+            _not_suppressed(table, challenge["email"]),
+        ]
+    )
 
 
-def claim_notice(table: str, pk: str, now: int) -> bool:
-    """Mark a notice as being mailed; False when it already was (a record delivered twice)."""
+def claim_notice(table: str, notice: Mapping[str, Any], now: int) -> Claim:
+    """Mark a notice as being mailed, once, unless its address is suppressed; one transaction."""
+    return _claim([_mark_mailed(table, notice["pk"], now), _not_suppressed(table, notice["email"])])
+
+
+def record_message_id(table: str, pk: str, message_id: str) -> bool:
+    """Note SES's id of the message that mailed this challenge or notice; one UpdateItem."""
+    return _conditional_update(table, pk, "SET message_id = :id", "attribute_exists(pk)", {":id": message_id})
+
+
+def record_delivery(table: str, session_hash: str, send_no: int, state: str, rank: int, at: int) -> bool:
+    """Move the session's delivery state forward to ``state``, for its send ``send_no``; one UpdateItem.
+
+    False (nothing written) when the session is gone, is on another send, or
+    already has a state as far along: events may come late, twice or out of
+    order, and the state never moves back.
+    """
     return _conditional_update(
         table,
-        pk,
-        "SET mailed_at = :now",
-        "attribute_exists(pk) AND attribute_not_exists(mailed_at)",
-        {":now": now},
+        session_key(session_hash),
+        "SET delivery = :state, delivery_rank = :rank, delivery_at = :at",
+        "attribute_exists(pk) AND send_no = :send_no "
+        "AND (attribute_not_exists(delivery_rank) OR delivery_rank < :rank)",
+        {":state": state, ":rank": rank, ":at": at, ":send_no": send_no},
     )
+
+
+def suppress(table: str, email: str, reason: str, detail: str, at: int, message_id: str) -> bool:
+    """Stop mailing ``email`` (a permanent bounce, a complaint); one PutItem.
+
+    False when it already was: the first reason is kept.
+    """
+    from botocore.exceptions import ClientError
+
+    item = {
+        "pk": suppression_key(email),
+        "kind": "suppressed",
+        "email": email,
+        "reason": reason,
+        "detail": detail,
+        "at": at,
+        "message_id": message_id,
+    }
+    try:
+        _ddb().put_item(TableName=table, Item=to_ddb(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
+
+
+def get_suppression(table: str, email: str) -> dict[str, Any] | None:
+    """The suppression of ``email``, or None; one GetItem."""
+    response = _ddb().get_item(
+        TableName=table, Key=to_ddb({"pk": suppression_key(email)}), ConsistentRead=True
+    )
+    return from_ddb(response.get("Item"))
+
+
+def list_suppressed(table: str) -> list[dict[str, Any]]:
+    """Every suppressed address, oldest first (operator only: a Scan, one call per MB)."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "kind = :kind",
+        "ExpressionAttributeValues": to_ddb({":kind": "suppressed"}),
+    }
+    while True:
+        response = _ddb().scan(**request)
+        found += [item for raw in response.get("Items", []) if (item := from_ddb(raw))]
+        if "LastEvaluatedKey" not in response:
+            return sorted(found, key=lambda item: (item.get("at", 0), item["email"]))
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def unsuppress(table: str, email: str) -> bool:
+    """Mail ``email`` again; False when it was not suppressed. One DeleteItem."""
+    from botocore.exceptions import ClientError
+
+    try:
+        _ddb().delete_item(
+            TableName=table,
+            Key=to_ddb({"pk": suppression_key(email)}),
+            ConditionExpression="attribute_exists(pk)",
+        )
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
 
 
 def release_challenge(table: str, pk: str, now: int) -> None:
     """Undo :func:`claim_challenge` after a send that surely failed, so a retry sends it."""
     _conditional_update(table, pk, "REMOVE mailed_at", "mailed_at = :now", {":now": now})
+
+
+# ---------------------------------------------------------------- audit
+
+
+def audit_key(email: str, hour: int) -> str:
+    return f"audit#{email}#{hour}"
+
+
+def add_audit(
+    table: str,
+    email: str,
+    hour: int,
+    entries: Mapping[str, Mapping[str, Any]],
+    replace: Sequence[str],
+    expires_at: int,
+    max_entries: int,
+) -> int | None:
+    """Add ``entries`` (attribute name -> entry) to the audit item of ``email`` for clock hour
+    ``hour``, in one UpdateItem.
+
+    An entry already there is kept, so a record delivered twice writes
+    nothing twice; the names in ``replace`` are set all the same (an outcome
+    that a later record settles). ``n`` counts the entries offered, so the
+    item stays far below DynamoDB's 400 KB: a write that would take it past
+    ``max_entries`` is refused (None). Returns how many entries were added
+    or changed.
+    """
+    from botocore.exceptions import ClientError
+
+    if not entries:
+        return 0
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {
+        ":kind": "audit",
+        ":email": email,
+        ":exp": expires_at,
+        ":count": len(entries),
+        ":room": max_entries - len(entries),
+    }
+    sets = ["kind = :kind", "email = :email", "expires_at = :exp"]
+    for index, (name, entry) in enumerate(entries.items()):
+        names[f"#e{index}"], values[f":e{index}"] = name, dict(entry)
+        keep = f"if_not_exists(#e{index}, :e{index})" if name not in replace else f":e{index}"
+        sets.append(f"#e{index} = {keep}")
+    try:
+        response = _ddb().update_item(
+            TableName=table,
+            Key=to_ddb({"pk": audit_key(email, hour)}),
+            UpdateExpression="SET " + ", ".join(sets) + " ADD n :count",
+            ConditionExpression="attribute_not_exists(n) OR n <= :room",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_ddb(values),
+            ReturnValues="UPDATED_OLD",
+        )
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return None
+        raise
+    before = from_ddb(response.get("Attributes")) or {}
+    return sum(1 for name, entry in entries.items() if before.get(name) != dict(entry))
+
+
+def get_audit(table: str, pks: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The audit items of these keys (at most 100) that exist, in one BatchGetItem;
+    and the keys DynamoDB left for another call (operator only)."""
+    response = _ddb().batch_get_item(RequestItems={table: {"Keys": [to_ddb({"pk": pk}) for pk in pks]}})
+    found = [item for raw in response.get("Responses", {}).get(table, []) if (item := from_ddb(raw))]
+    left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+    return found, [str((from_ddb(key) or {}).get("pk")) for key in left]

@@ -28,6 +28,8 @@ TEST_ENV = {
     "OTP_TOKEN_KEY_ID": "alias/simple-otp-test-token",
     "OTP_TOKEN_AUDIENCE": "simple-otp-test",
     "OTP_TOKEN_ISSUER": "http://127.0.0.1:8000",
+    "OTP_SES_CONFIGURATION_SET": "simple-otp-test",
+    "OTP_SES_EVENTS_TOPIC": "simple-otp-test-ses-events",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -57,7 +57,7 @@ def test_failed_send_is_retried_and_others_not_resent(stack, monkeypatch):
     real_send = mail.send
     failures = {"left": 1}
 
-    def flaky(sender, recipient, message):
+    def flaky(sender, recipient, message, *args):
         if recipient == "second@example.com" and failures["left"]:
             failures["left"] -= 1
             from botocore.exceptions import ClientError
@@ -65,7 +65,7 @@ def test_failed_send_is_retried_and_others_not_resent(stack, monkeypatch):
             raise ClientError(
                 {"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendRawEmail"
             )
-        return real_send(sender, recipient, message)
+        return real_send(sender, recipient, message, *args)
 
     monkeypatch.setattr(mail, "send", flaky)
     with pytest.raises(Exception, match="not sent"):
