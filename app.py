@@ -171,15 +171,16 @@ def send_code(event: Any) -> None:
 
 @app.on_sns_message(topic=SETTINGS.events_topic, name="delivery_events")
 def delivery_events(event: Any) -> None:
-    events.record(SETTINGS, [record.message for record in event])
+    records = event.to_dict().get("Records") or []  # SNS hands Lambda one record; take any
+    events.record(SETTINGS, [record["Sns"]["Message"] for record in records])
 
 
 @app.middleware("all")
 def observed(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Every invocation: its request id on each log line, its metrics flushed at the end."""
-    context = getattr(event, "context", None)
+    context = getattr(event, "context", None)  # a request's context, or an event's Lambda context
     request_id = context.get("requestId") if isinstance(context, dict) else None
-    lambda_context = getattr(app, "lambda_context", None)
+    lambda_context = context if not isinstance(context, dict) and context else app.lambda_context
     observe.begin(request_id or getattr(lambda_context, "aws_request_id", None))
     try:
         return get_response(event)
