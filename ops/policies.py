@@ -18,9 +18,10 @@ from ops import OpsError
 from ops.provision import sender_address
 from ops.stage import config_file, read_config, stage_environment
 
-# Chalice's names for the two Lambda functions (app.py): the routes and the
-# stream handler. Each gets its own role, and so its own policy file.
-FUNCTIONS = ("api_handler", "send_code")
+# Chalice's names for the Lambda functions (app.py): the routes, the stream
+# handler that mails, and the handler of SES's delivery events (from SNS).
+# Each gets its own role, and so its own policy file.
+FUNCTIONS = ("api_handler", "send_code", "delivery_events")
 
 _STREAM_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):dynamodb:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
@@ -42,7 +43,14 @@ def role_policies(
     --write-config`` sets to the real stream), so every resource is named
     exactly: this table, this stream, this parameter, this sender.
     """
-    names = ("OTP_TABLE_NAME", "OTP_STREAM_ARN", "OTP_SENDER", "OTP_KEY_PARAMETER", "OTP_TOKEN_KEY_ID")
+    names = (
+        "OTP_TABLE_NAME",
+        "OTP_STREAM_ARN",
+        "OTP_SENDER",
+        "OTP_KEY_PARAMETER",
+        "OTP_TOKEN_KEY_ID",
+        "OTP_SES_CONFIGURATION_SET",
+    )
     missing = [name for name in names if not env.get(name)]
     if missing:
         raise OpsError(f"{missing[0]} is not set for stage {stage}")
@@ -154,8 +162,10 @@ def role_policies(
         },
         {
             # Claiming a challenge before mailing it, and releasing the claim.
-            # The claim is one TransactWriteItems: an Update of the challenge
-            # and a ConditionCheck of its session (the code can still work).
+            # The claim is one TransactWriteItems: an Update of the challenge,
+            # a ConditionCheck of its session (the code can still work) and one
+            # that the address is not suppressed. UpdateItem also notes SES's
+            # message id on the challenge, and a suppressed send's state.
             "Sid": "ClaimChallenges",
             "Effect": "Allow",
             "Action": ["dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
@@ -168,11 +178,34 @@ def role_policies(
             "Resource": [arn("ses", f"identity/{identity}") for identity in dict.fromkeys(identities)],
             "Condition": {"StringEquals": {"ses:FromAddress": address}},
         },
+        {
+            # A send that names a configuration set (each does: its events
+            # say where the mail went) is also authorized on that set.
+            "Sid": "SendThroughConfigurationSet",
+            "Effect": "Allow",
+            "Action": "ses:SendRawEmail",
+            "Resource": arn("ses", f"configuration-set/{env['OTP_SES_CONFIGURATION_SET']}"),
+            "Condition": {"StringEquals": {"ses:FromAddress": address}},
+        },
         *code_key,
+    ]
+    events = [
+        logs("delivery_events"),
+        {
+            # SNS invokes the function (its subscription and Lambda's resource
+            # policy, not this role). UpdateItem: a session's delivery state
+            # moved forward. PutItem: an address suppressed after a permanent
+            # bounce or a complaint.
+            "Sid": "RecordDeliveries",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Resource": table_arn,
+        },
     ]
     return {
         "api_handler": {"Version": "2012-10-17", "Statement": api},
         "send_code": {"Version": "2012-10-17", "Statement": mailer},
+        "delivery_events": {"Version": "2012-10-17", "Statement": events},
     }
 
 

@@ -4,7 +4,8 @@ Two independent checks of the policy generator (``ops.policies.role_policies``):
 
 * dynamic: the app runs its flows against moto while every botocore call is
   recorded, attributed to the role that would make it in AWS (the routes'
-  function or the stream handler's, which also owns Lambda's stream reads);
+  function, the stream handler's, which also owns Lambda's stream reads, or
+  the handler of SES's delivery events, fed the events of the mail it sent);
   each call is mapped to the IAM action(s) AWS checks and the resource it
   names, and the policy must allow it;
 * static: the source is scanned from the handlers in app.py down, so an AWS
@@ -162,14 +163,13 @@ def iam_requests(
             table = params.get("TableName", "*")
             return [Request("dynamodb:ListStreams", place.arn("dynamodb", f"table/{table}/stream/*"))]
     if service == "ses" and operation in ("SendRawEmail", "SendEmail"):
+        # SES authorizes the sending identity and, when the call names one, the configuration set
         address = sender_address(params["Source"])
-        return [
-            Request(
-                f"ses:{operation}",
-                place.arn("ses", f"identity/{address}"),
-                (("ses:FromAddress", address),),
-            )
-        ]
+        context = (("ses:FromAddress", address),)
+        resources = [f"identity/{address}"]
+        if params.get("ConfigurationSetName"):
+            resources.append(f"configuration-set/{params['ConfigurationSetName']}")
+        return [Request(f"ses:{operation}", place.arn("ses", resource), context) for resource in resources]
     if service == "kms" and operation in ("DescribeKey", "GetPublicKey", "Sign"):
         # IAM checks the key an alias names, with the key's aliases as kms:ResourceAliases
         key = params["KeyId"]
@@ -281,6 +281,21 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock,
     stack.pump()  # the "password changed" notice
     assert sent_mail()[-1].subject == "Your password was changed"
 
+    # SES's events of that mail, through SNS: delivered, a permanent bounce, a complaint
+    sends = [
+        params for role, service, op, params in recorder.calls if (service, op) == ("ses", "SendRawEmail")
+    ]
+    assert sends and all(
+        params.get("ConfigurationSetName") == TEST_ENV["OTP_SES_CONFIGURATION_SET"] for params in sends
+    )
+    coded = [params for params in sends if any(tag["Name"] == "session" for tag in params.get("Tags", []))]
+    _as(recorder, "delivery_events")
+    for kind, params in zip(("Delivery", "Bounce", "Complaint"), coded[-3:], strict=True):
+        stack.client.lambda_.invoke(
+            "delivery_events",
+            stack.client.events.generate_sns_event(message=json.dumps(ses_event(kind, params))),
+        )
+
     env = {**TEST_ENV, "OTP_STREAM_ARN": stack.stream_arn}
     policies = role_policies(env, "simple-otp", "test")
     place = Place.of(stack.stream_arn)
@@ -305,8 +320,13 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock,
                 ("dynamodbstreams", "GetShardIterator"),
                 ("dynamodbstreams", "GetRecords"),
                 ("dynamodb", "TransactWriteItems"),
+                ("dynamodb", "UpdateItem"),
                 ("ses", "SendRawEmail"),
                 ("ssm", "GetParameter"),
+            },
+            "delivery_events": {
+                ("dynamodb", "UpdateItem"),
+                ("dynamodb", "PutItem"),
             },
         }[role]
         assert expected <= operations, f"the flows did not exercise {expected - operations} as {role}"
@@ -317,6 +337,45 @@ def test_every_call_of_every_flow_is_granted_to_its_role(stack, recorder, clock,
     for role, policy in policies.items():
         unused = granted_actions(policy) - used[role] - set(NOT_CALLED_BY_CODE)
         assert not unused, f"{role} is granted {unused}, which no call needs"
+
+
+def ses_event(kind: str, send: dict[str, Any]) -> dict[str, Any]:
+    """The event SES publishes for the mail of one recorded SendRawEmail call, shaped as
+    AWS's "Examples of event data that Amazon SES publishes to Amazon SNS"."""
+    at = "2026-12-01T14:36:02.123Z"
+    (to,) = send["Destinations"]
+    tags = {tag["Name"]: [tag["Value"]] for tag in send.get("Tags", [])}
+    tags["ses:configuration-set"] = [send["ConfigurationSetName"]]
+    event: dict[str, Any] = {
+        "eventType": kind,
+        "mail": {
+            "timestamp": at,
+            "source": send["Source"],
+            "sendingAccountId": "123456789012",
+            "messageId": f"0100018-{kind.lower()}",
+            "destination": [to],
+            "headersTruncated": False,
+            "tags": tags,
+        },
+    }
+    if kind == "Delivery":
+        event["delivery"] = {"timestamp": at, "processingTimeMillis": 546, "recipients": [to]}
+    elif kind == "Bounce":
+        event["bounce"] = {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": to, "action": "failed", "status": "5.1.1"}],
+            "timestamp": at,
+            "feedbackId": "0100018-bounce-feedback",
+        }
+    else:
+        event["complaint"] = {
+            "complainedRecipients": [{"emailAddress": to}],
+            "timestamp": at,
+            "feedbackId": "0100018-complaint-feedback",
+            "complaintFeedbackType": "abuse",
+        }
+    return event
 
 
 def test_the_evaluator_denies_what_a_policy_lacks(stack):
@@ -332,8 +391,21 @@ def test_the_evaluator_denies_what_a_policy_lacks(stack):
     assert denied(policy, other_table)
     without_ses = {"Statement": [s for s in policy["Statement"] if s["Sid"] != "SendAsSender"]}
     assert denied(without_ses, send)
-    api = role_policies(env, "simple-otp", "test")["api_handler"]
-    assert denied(api, send), "the routes' role must not send email"
+    configuration_set = TEST_ENV["OTP_SES_CONFIGURATION_SET"]
+    tracked = {"Source": TEST_ENV["OTP_SENDER"], "ConfigurationSetName": configuration_set}
+    assert not denied(policy, iam_requests(place, "ses", "SendRawEmail", tracked, {}))
+    other_set = {**tracked, "ConfigurationSetName": "someone-elses"}
+    assert denied(policy, iam_requests(place, "ses", "SendRawEmail", other_set, {}))
+    untracked = {"Statement": [s for s in policy["Statement"] if s["Sid"] != "SendThroughConfigurationSet"]}
+    assert denied(untracked, iam_requests(place, "ses", "SendRawEmail", tracked, {}))
+    roles = role_policies(env, "simple-otp", "test")
+    assert denied(roles["api_handler"], send), "the routes' role must not send email"
+    events_role = roles["delivery_events"]
+    assert denied(events_role, send), "the delivery events' role must not send email"
+    key = iam_requests(place, "ssm", "GetParameter", {"Name": TEST_ENV["OTP_KEY_PARAMETER"]}, {})
+    assert denied(events_role, key), "the delivery events' role must not read the code key"
+    suppress = iam_requests(place, "dynamodb", "PutItem", {"TableName": TEST_ENV["OTP_TABLE_NAME"]}, {})
+    assert not denied(events_role, suppress) and denied(roles["send_code"], suppress)
 
 
 # ---------------------------------------------------------------- static scan
@@ -419,6 +491,7 @@ def static_calls(entry_points: list[str]) -> Scan:
 ROLE_ENTRY_POINTS = {
     "api_handler": ["app.start_sign_in", "app.verify_code", "app.resend_code"],
     "send_code": ["app.send_code"],
+    "delivery_events": ["app.delivery_events"],
 }
 
 
@@ -446,6 +519,7 @@ def test_static_scan_every_call_in_code_is_granted_in_the_deploy_stage():
         "Name": env["OTP_KEY_PARAMETER"],
         "StreamArn": env["OTP_STREAM_ARN"],
         "KeyId": env["OTP_TOKEN_KEY_ID"],
+        "ConfigurationSetName": env["OTP_SES_CONFIGURATION_SET"],
     }
     for role, entry_points in ROLE_ENTRY_POINTS.items():
         scan = static_calls(entry_points)
@@ -485,6 +559,9 @@ def test_static_scan_sees_the_calls_it_should():
     } <= mailer.attribute_calls
     assert "ConditionCheck" in mailer.transact_kinds
     assert {"Put", "Update"} <= api.transact_kinds
+    events = static_calls(ROLE_ENTRY_POINTS["delivery_events"])
+    assert events.services == {"dynamodb"}, "the delivery events handler mails nothing and reads no key"
+    assert {"update_item", "put_item"} <= events.attribute_calls
 
 
 def test_clients_are_only_made_in_aws_py():
@@ -511,10 +588,10 @@ def test_committed_policies_match_the_config():
         document = json.loads(path.read_text())
         sender = sender_address(stage_environment(DEPLOY_STAGE)["OTP_SENDER"])
         identities = [
-            r.rpartition("identity/")[2]
+            r.rpartition(":identity/")[2]
             for s in document["Statement"]
             for r in _listed(s["Resource"])
-            if ":ses:" in r
+            if ":ses:" in r and ":identity/" in r
         ]
         recipients = [i for i in identities if i not in (sender, sender.rpartition("@")[2])]
         expected = policy_files(DEPLOY_STAGE, sandbox_recipients=recipients)[path]
@@ -545,6 +622,10 @@ def test_committed_policies_name_only_this_stages_resources():
                     )
                 elif service == "ses":
                     assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": sender}}
+                    configuration_set = env["OTP_SES_CONFIGURATION_SET"]
+                    assert ":identity/" in resource or resource.endswith(
+                        f":configuration-set/{configuration_set}"
+                    ), resource
                 elif service == "logs":
                     assert f":log-group:/aws/lambda/{function}" in resource, resource
                 elif service == "kms" and statement["Sid"] == "SignTokens":
