@@ -1,4 +1,4 @@
-"""Operator commands: users and provisioning.
+"""Operator commands: users, suppressed addresses and provisioning.
 
     simple-otp add-user EMAIL                         # password from stdin or prompt
     simple-otp add-user EMAIL --allow-weak            # skip the password policy (tests, demos)
@@ -6,6 +6,9 @@
     simple-otp enable-user EMAIL
     simple-otp devices EMAIL                          # the account's trusted devices
     simple-otp revoke-devices EMAIL (--all | ID)      # forget one device, or all
+    simple-otp audit EMAIL [--days N]                 # the account's audit trail (90 days at most)
+    simple-otp suppressed [EMAIL]                     # addresses not mailed (bounced, complained)
+    simple-otp unsuppress EMAIL                       # mail that address again
     simple-otp provision                              # table+stream+TTL, code key, sender
     simple-otp --stage dev provision --write-config   # ...and config + policies
     simple-otp --stage dev policy [--check]           # IAM policy files
@@ -28,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from chalicelib.errors import error_code
-from ops import OpsError, devices, policies, provision, stage, users
+from ops import OpsError, audit, devices, policies, provision, stage, suppression, users
 
 PROG = "simple-otp"
 
@@ -37,7 +40,7 @@ def _provision_command(args: argparse.Namespace, out: TextIO) -> int:
     env: Mapping[str, str] = os.environ
     table, parameter, sender, token_key = _names(env, args.stage)
     result = provision.provision(table, parameter, sender, token_key)
-    print(f"table {result['table']} ready (stream NEW_IMAGE, TTL on expires_at)", file=out)
+    print(f"table {result['table']} ready (stream NEW_AND_OLD_IMAGES, TTL on expires_at)", file=out)
     print(f"code key {env['OTP_KEY_PARAMETER']} {'created' if result['key_created'] else 'kept'}", file=out)
     print(f"token key {token_key} {'created' if result['token_key_created'] else 'kept'}", file=out)
     print(f"sender {result['sender']}: {result['sender_status']}", file=out)
@@ -135,6 +138,18 @@ def _devices_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _suppression_command(args: argparse.Namespace, out: TextIO) -> int:
+    cfg = stage.load_settings()
+    if args.command == "suppressed":
+        return 0 if suppression.show(cfg, args.email, out) else 1
+    email, lifted = suppression.lift(cfg, args.email)
+    if lifted:
+        print(f"{email} unsuppressed: it is mailed again", file=out)
+    else:
+        print(f"{email} was not suppressed: nothing to lift", file=out)
+    return 0
+
+
 def _user_command(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     cfg = stage.load_settings()
     if args.command == "add-user":
@@ -179,6 +194,21 @@ def parser() -> argparse.ArgumentParser:
     revoke_parser.add_argument("email")
     revoke_parser.add_argument("id", nargs="?", help="a device ID from 'devices EMAIL'")
     revoke_parser.add_argument("--all", action="store_true", help="every device of the account")
+    audit_parser = commands.add_parser(
+        "audit", parents=[stage_option], help="list the account's audit trail, oldest first"
+    )
+    audit_parser.add_argument("email")
+    audit_parser.add_argument("--days", type=int, default=90, help="how far back (1 to 90, default 90)")
+    suppressed_parser = commands.add_parser(
+        "suppressed",
+        parents=[stage_option],
+        help="list the addresses not mailed after a permanent bounce or a complaint (exit 1: EMAIL is not)",
+    )
+    suppressed_parser.add_argument("email", nargs="?", help="only this address")
+    unsuppress_parser = commands.add_parser(
+        "unsuppress", parents=[stage_option], help="mail a suppressed address again"
+    )
+    unsuppress_parser.add_argument("email")
     provision_parser = commands.add_parser(
         "provision",
         parents=[stage_option],
@@ -221,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Run one command; the exit code: 0 done, 2 a problem the operator can fix, 1 an AWS failure.
+    """Run one command; the exit code: 0 done, 2 a problem the operator can fix, 1 an AWS failure
+    (and for ``suppressed EMAIL``: the address is not suppressed).
 
     ``argv`` defaults to ``sys.argv[1:]``, ``stdin`` and ``out`` to the
     process's own, so ``sys.exit(main())`` is the console script.
@@ -243,6 +274,11 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             return _backfill_command(args, out)
         if args.command in ("devices", "revoke-devices"):
             return _devices_command(args, out)
+        if args.command == "audit":
+            audit.show(stage.load_settings(), args.email, args.days, out)
+            return 0
+        if args.command in ("suppressed", "unsuppress"):
+            return _suppression_command(args, out)
         return _user_command(args, stdin, out)
     except OpsError as error:
         print(f"error: {error}", file=sys.stderr)
