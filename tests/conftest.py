@@ -10,9 +10,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.testenv import forget_containers, provision_demo, use_test_environment  # noqa: E402
+from tests import logscan  # noqa: E402
 from tests.support import Stack  # noqa: E402
 
 use_test_environment()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[logscan.Lines]:
+    """Every test: no line the app logs holds a password, code, session id or token it handled."""
+    import logging
+
+    from chalicelib import observe
+
+    lines = logscan.Lines()
+    lines.setFormatter(observe.logger.registered_formatter)
+    app_logger = logging.getLogger("simple-otp")
+    app_logger.addHandler(lines)
+    logscan.secrets.clear()
+    try:
+        yield lines
+    finally:
+        app_logger.removeHandler(lines)
+    found = logscan.leaks(lines.lines, logscan.secrets)
+    if found:
+        pytest.fail(f"{len(found)} log line(s) hold a secret, first: {found[0][1][:300]}")
 
 
 @pytest.fixture

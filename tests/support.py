@@ -14,6 +14,7 @@ from typing import Any
 
 from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
 from devstack.testenv import sent_mail
+from tests import logscan
 
 
 @dataclass
@@ -32,6 +33,13 @@ class Stack:
             path, headers={"Content-Type": "application/json", **(headers or {})}, body=payload
         )
         response.data = json.loads(response.body) if response.body else None
+        if isinstance(body, (str, bytes)):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = None
+        logscan.remember(body)
+        logscan.remember(response.data)
         return response
 
     def sign_in(self, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> Any:
@@ -59,6 +67,7 @@ class Stack:
         self.pump()
         mails = [m for m in sent_mail() if to in m.to]
         assert mails, f"no mail to {to}"
+        logscan.secrets.update(m.code for m in mails)
         return mails[-1].code
 
 
