@@ -2,10 +2,18 @@
 
 It runs in the process that runs moto server and reads SES's sent messages
 from moto's own backend, so what it shows is exactly what the app handed to
-SES. ``GET /`` lists the messages newest first (a small script reloads the
-page when a new one arrives); ``GET /api/messages`` returns them as JSON,
+SES. It stands where the recipient's mail server stands: each message it
+stores is handed to a receiver (:class:`devstack.local_ses.LocalSes`),
+which answers as that server, or SES's mailbox simulator, would (delivered,
+bounced, ...) and publishes SES's events for it.
+
+``GET /`` lists the messages newest first (a small script reloads the page
+when one arrives or changes); ``GET /api/messages`` returns them as JSON,
 newest first: ``to`` (list), ``subject``, ``text``, ``html``, ``sent_at``
-(ISO 8601 UTC, when the mailbox first saw it), plus ``from`` and ``id``.
+(ISO 8601 UTC, when the mailbox first saw it), ``delivery`` (``sent`` until
+the receiver answered, then ``delivered``, ``bounced``, ``complained`` or
+``rejected``), ``message_id`` (SES's MessageId; null for a message that did
+not come through SES, such as an auto-reply), plus ``from`` and ``id``.
 
 :func:`code_in` reads the sign-in code out of a message's text, for every
 reader of the mail that is not a person (tests, the bench).
@@ -19,9 +27,10 @@ import email.policy
 import html
 import json
 import re
+import secrets
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,6 +47,10 @@ def code_in(text: str) -> str:
     return match.group(1)
 
 
+# The states a message shows: what the receiving side made of it (``sent`` before it answered).
+DELIVERY_STATES = ("sent", "delivered", "bounced", "complained", "rejected")
+
+
 @dataclass(frozen=True)
 class Message:
     id: str
@@ -47,6 +60,8 @@ class Message:
     text: str
     html: str
     sent_at: str
+    message_id: str | None = None
+    delivery: str = "sent"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +72,8 @@ class Message:
             "text": self.text,
             "html": self.html,
             "sent_at": self.sent_at,
+            "delivery": self.delivery,
+            "message_id": self.message_id,
         }
 
 
@@ -97,14 +114,32 @@ def from_moto(sent: Any, sent_at: str) -> Message:
         subject = str(getattr(sent, "subject", "") or "")
         text = str(getattr(sent, "body", "") or "")
         rich = ""
+    message_id = str(getattr(sent, "id", ""))
     return Message(
-        id=str(getattr(sent, "id", "")),
+        id=message_id,
         sender=str(getattr(sent, "source", "") or ""),
         to=to,
         subject=subject,
         text=text,
         html=rich,
         sent_at=sent_at,
+        message_id=message_id or None,
+    )
+
+
+def from_reply(raw: str, sent_at: str) -> Message:
+    """A message the receiving side sent back (an auto-reply), stored as delivered."""
+    parsed = email.message_from_string(raw, policy=email.policy.default)
+    to, subject, text, rich = parse_raw(raw, [], "")
+    return Message(
+        id=f"reply-{secrets.token_hex(8)}",
+        sender=str(parsed.get("From", "")),
+        to=to,
+        subject=subject,
+        text=text,
+        html=rich,
+        sent_at=sent_at,
+        delivery="delivered",
     )
 
 
@@ -120,12 +155,19 @@ def moto_sent_messages(region: str) -> Callable[[], list[Any]]:
     return read
 
 
+# The receiving side: a stored message -> (its delivery state, raw replies it sends back).
+Receiver = Callable[[Message], tuple[str, Sequence[str]]]
+
+
 class Outbox:
     """Every message SES accepted, each stamped with when it was first seen.
 
     :meth:`collect` is cheap and thread-safe; the emulator calls it after
     every AWS request, so ``sent_at`` is the time of the SES call and the
-    console line appears at once.
+    console line appears at once. Each new message is then handed to
+    ``receiver``, whose answer becomes its ``delivery`` (and whose replies
+    are stored as messages of their own); without one a message stays
+    ``sent``.
     """
 
     def __init__(
@@ -133,17 +175,19 @@ class Outbox:
         source: Callable[[], list[Any]],
         on_new: Callable[[Message], None] | None = None,
         clock: Callable[[], str] = now_iso,
+        receiver: Receiver | None = None,
     ) -> None:
         self._source = source
         self._on_new = on_new
         self._clock = clock
+        self._receiver = receiver
         self._lock = threading.Lock()
         self._list: list[Any] | None = None
         self._seen = 0
         self._messages: list[Message] = []
 
     def collect(self) -> list[Message]:
-        """Pick up messages sent since the last call; return the new ones."""
+        """Pick up messages sent since the last call; return the new ones (replies included)."""
         with self._lock:
             current = self._source()
             if current is not self._list or len(current) < self._seen:
@@ -154,7 +198,25 @@ class Outbox:
         for message in fresh:
             if self._on_new is not None:
                 self._on_new(message)
-        return fresh
+        if self._receiver is None:
+            return fresh
+        replies = []
+        for message in fresh:
+            state, raws = self._receiver(message)
+            replies += [from_reply(raw, self._clock()) for raw in raws]
+            self._set_delivery(message.id, state)
+        with self._lock:
+            self._messages.extend(replies)
+        for reply in replies:
+            if self._on_new is not None:
+                self._on_new(reply)
+        return fresh + replies
+
+    def _set_delivery(self, message_id: str, state: str) -> None:
+        with self._lock:
+            for index, message in enumerate(self._messages):
+                if message.id == message_id:
+                    self._messages[index] = replace(message, delivery=state)
 
     def messages(self) -> list[Message]:
         """Newest first."""
@@ -178,16 +240,23 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:50rem;padding:0
 h1{font-size:1.4rem} .empty{color:#666}
 article{border:1px solid #ccc;border-radius:6px;padding:.75rem 1rem;margin:1rem 0}
 dl{display:grid;grid-template-columns:5rem 1fr;margin:0 0 .5rem;gap:.2rem .5rem} dt{color:#666}
+.delivery{font-weight:600} .delivery[data-delivery=delivered]{color:#060}
+.delivery[data-delivery=bounced],.delivery[data-delivery=complained],.delivery[data-delivery=rejected]{color:#a00}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.75rem;border-radius:4px;margin:0}
 """
 
-_SCRIPT = b"""// Reload when the number of messages changes.
+_SCRIPT = b"""// Reload when a message arrives or its delivery state changes.
 (function () {
-  var shown = document.querySelectorAll("article").length;
+  var shown = Array.prototype.map.call(document.querySelectorAll("article"), function (a) {
+    return a.getAttribute("data-id") + " " + a.getAttribute("data-delivery");
+  }).join(",");
   setInterval(function () {
     fetch("/api/messages", {cache: "no-store"})
       .then(function (r) { return r.json(); })
-      .then(function (list) { if (list.length !== shown) { location.reload(); } })
+      .then(function (list) {
+        var now = list.map(function (m) { return m.id + " " + m.delivery; }).join(",");
+        if (now !== shown) { location.reload(); }
+      })
       .catch(function () {});
   }, 1500);
 })();
@@ -204,11 +273,12 @@ def render_page(messages: Sequence[Message]) -> str:
     e = html.escape
     if messages:
         items = "\n".join(
-            "<article>"
+            f'<article data-id="{e(m.id)}" data-delivery="{e(m.delivery)}">'
             f"<dl><dt>To</dt><dd>{e(', '.join(m.to))}</dd>"
             f"<dt>From</dt><dd>{e(m.sender)}</dd>"
             f"<dt>Subject</dt><dd>{e(m.subject)}</dd>"
-            f'<dt>Sent</dt><dd><time datetime="{e(m.sent_at)}">{e(m.sent_at)}</time></dd></dl>'
+            f'<dt>Sent</dt><dd><time datetime="{e(m.sent_at)}">{e(m.sent_at)}</time></dd>'
+            f'<dt>Delivery</dt><dd class="delivery" data-delivery="{e(m.delivery)}">{e(m.delivery)}</dd></dl>'
             f"<pre>{e(m.text or m.html)}</pre>"
             "</article>"
             for m in messages

@@ -8,9 +8,11 @@ Order of start-up (nothing waits on a fixed sleep; readiness is polled):
    login page (vite, when ``frontend/`` exists) and the example relying app
    (``examples/relying_app``) start side by side;
 3. once the emulator answers: the table with its stream and TTL, the code
-   key, the sender identity and the demo user are provisioned;
+   key, the sender identity, SES's configuration set with its event
+   destination to the events topic, and the demo user are provisioned;
 4. the stream pump starts (in this process) and calls the app's stream
-   handler;
+   handler; the SNS pump too, which subscribes a local queue to the events
+   topic and calls the app's SNS handler with each SES event;
 5. when everything answers, the URLs and the demo credentials are printed.
 
 Ctrl-C or SIGTERM stops the pump and every child process group (TERM, then
@@ -116,6 +118,7 @@ class Stack:
         self.example = example
         self.children: dict[str, Child] = {}
         self.pumps: Any = None
+        self.sns_pumps: Any = None
         self.stop = threading.Event()
         self.hurry = threading.Event()
 
@@ -158,8 +161,8 @@ class Stack:
                 )
             time.sleep(POLL_SECONDS)
 
-    def _provision(self) -> str:
-        """Table + stream + TTL, code key, sender, demo user; returns the stream ARN."""
+    def _provision(self) -> dict[str, Any]:
+        """Table + stream + TTL, code key, sender, SES events, demo user; what provisioning returns."""
         from chalicelib import aws, keys, settings
         from ops.provision import provision
         from ops.users import add_user
@@ -168,15 +171,21 @@ class Stack:
         keys.forget()
         env = self.env
         result = provision(
-            env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"], env["OTP_TOKEN_KEY_ID"]
+            env["OTP_TABLE_NAME"],
+            env["OTP_KEY_PARAMETER"],
+            env["OTP_SENDER"],
+            env["OTP_TOKEN_KEY_ID"],
+            configuration_set=env["OTP_SES_CONFIGURATION_SET"],
+            events_topic=env["OTP_SES_EVENTS_TOPIC"],
         )
         add_user(settings.load(env), DEMO_EMAIL, DEMO_PASSWORD)
-        return str(result["stream_arn"])
+        return result
 
-    def _start_pump(self, stream_arn: str) -> None:
-        """Import the app as Lambda would and pump the stream into its handler."""
+    def _start_pump(self, stream_arn: str, topic_arn: str) -> None:
+        """Import the app as Lambda would; pump the stream, and SES's events, into its handlers."""
         from chalicelib import aws
         from devstack.pump import Pumps
+        from devstack.sns_pump import SnsPumps
 
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
@@ -193,6 +202,20 @@ class Stack:
             raise ChildFailed("app.py has no @app.on_dynamodb_record handler for the pump to call")
         names = ", ".join(target.name for target in self.pumps.targets)
         self.out.say(f"stream pump: {stream_arn} -> {names} (every 0.2 s)")
+        self.sns_pumps = SnsPumps(
+            app_module,
+            aws.client("sqs"),
+            aws.client("sns"),
+            topic_arn,
+            lambda text: self.out.line("pump", text),
+        )
+        for target in self.sns_pumps.targets:
+            queue = self.sns_pumps.queues[target.name].rsplit("/", 1)[-1]
+            self.out.say(f"SNS pump: {topic_arn} -> queue {queue} -> {target.name} (every 0.2 s)")
+        if not self.sns_pumps.targets:
+            self.out.say(f"SNS pump: no @app.on_sns_message handler of {topic_arn}: SES's events go unread")
+        for other in self.sns_pumps.others:
+            self.out.say(f"SNS pump: {other.name} subscribes to {other.topic}, which no local sender feeds")
 
     def start(self) -> None:
         python = sys.executable
@@ -239,14 +262,15 @@ class Stack:
         self._wait_for({"aws": url(ports[AWS]) + "/moto-api/"})
         self.out.say(
             f"provisioning: table {self.env['OTP_TABLE_NAME']} (stream, TTL), code key, "
-            f"sender {self.env['OTP_SENDER']}, user {DEMO_EMAIL}"
+            f"sender {self.env['OTP_SENDER']}, SES configuration set {self.env['OTP_SES_CONFIGURATION_SET']} "
+            f"-> topic {self.env['OTP_SES_EVENTS_TOPIC']}, user {DEMO_EMAIL}"
         )
         os.environ.clear()
         os.environ.update(self.env)  # this process provisions and runs the pump with the stack's settings
-        stream_arn = self._provision()
+        provisioned = self._provision()
         if self.stop.is_set():
             raise Stopped()
-        self._start_pump(stream_arn)
+        self._start_pump(str(provisioned["stream_arn"]), str(provisioned["events_topic_arn"]))
         targets = {"api": url(ports[API]) + "/", "aws": url(ports[MAILBOX]) + "/api/messages"}
         if self.web:
             targets["web"] = url(ports[WEB]) + "/"
@@ -267,6 +291,8 @@ class Stack:
         self.out.say("stopping")
         if self.pumps is not None:
             self.pumps.stop()
+        if self.sns_pumps is not None:
+            self.sns_pumps.stop()
         stop_all(reversed(list(self.children.values())), hurry=self.hurry)
         self.out.say("stopped")
 
@@ -293,7 +319,7 @@ def banner(
     out.plain(f"    example app  {example}   a relying app: Sign in there, land back signed in")
     out.plain(f"    API          {url(ports[API])}   POST /otp, /otp/verify, /otp/resend")
     out.plain(f"    mailbox      {url(ports[MAILBOX])}   the codes arrive here (JSON: /api/messages)")
-    out.plain(f"    AWS          {url(ports[AWS])}   moto server: DynamoDB + stream, SES, SSM")
+    out.plain(f"    AWS          {url(ports[AWS])}   moto server: DynamoDB + stream, SES + events, SSM")
     out.plain(f"  demo user:     {DEMO_EMAIL} / {DEMO_PASSWORD}")
     out.plain(f"  add a user:    {add_user}")
     out.plain("  stop:          Ctrl-C")

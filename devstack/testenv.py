@@ -90,17 +90,24 @@ def forget_containers() -> None:
 
 def provision_demo() -> dict[str, Any]:
     """Provision the in-process moto as production is provisioned (TEST_ENV's names), with the
-    demo user; returns what provisioning returns (the stream ARN among it)."""
+    demo user; returns what provisioning returns (the stream ARN and the events topic's ARN among it).
+
+    moto has no SES API v2 event destinations: the local stack's emulator adds them
+    (:func:`devstack.local_ses.install_event_destinations`), and so does this."""
     from chalicelib import settings
     from devstack.environment import DEMO_EMAIL, DEMO_PASSWORD
+    from devstack.local_ses import install_event_destinations
     from ops.provision import provision
     from ops.users import add_user
 
+    install_event_destinations()
     result = provision(
         TEST_ENV["OTP_TABLE_NAME"],
         TEST_ENV["OTP_KEY_PARAMETER"],
         TEST_ENV["OTP_SENDER"],
         TEST_ENV["OTP_TOKEN_KEY_ID"],
+        configuration_set=TEST_ENV["OTP_SES_CONFIGURATION_SET"],
+        events_topic=TEST_ENV["OTP_SES_EVENTS_TOPIC"],
     )
     add_user(settings.load(), DEMO_EMAIL, DEMO_PASSWORD)
     return result

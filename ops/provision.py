@@ -1,17 +1,24 @@
-"""What the app needs and Chalice does not create: table, code key, sender.
+"""What the app needs and Chalice does not create: table, code key, sender, SES events.
 
-The DynamoDB table (on-demand, string key ``pk``, stream NEW_IMAGE, TTL on
-``expires_at``), the SecureString code key in SSM and the SES sender
-identity; and their teardown. Everything here is safe to run again and
-replaces nothing that exists. It runs with the operator's AWS credentials,
-never the Lambda roles'.
+The DynamoDB table (on-demand, string key ``pk``, stream NEW_AND_OLD_IMAGES, TTL on
+``expires_at``), the SecureString code key in SSM, the SES sender
+identity, and the path of SES's delivery events: the configuration set
+every send names, the SNS topic the app's ``delivery_events`` handler
+subscribes to, and the set's event destination publishing to that topic;
+and their teardown. Everything here is safe to run again and replaces
+nothing that exists. It runs with the operator's AWS credentials, never
+the Lambda roles'.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import re
 import secrets
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from chalicelib import aws, keys
 from ops import OpsError
@@ -20,13 +27,13 @@ TTL_ATTRIBUTE = "expires_at"
 
 
 def table_definition(table: str) -> dict[str, Any]:
-    """CreateTable arguments: on-demand, string key ``pk``, stream NEW_IMAGE."""
+    """CreateTable arguments: on-demand, string key ``pk``, stream NEW_AND_OLD_IMAGES."""
     return {
         "TableName": table,
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         "SSESpecification": {"Enabled": True},
     }
 
@@ -67,7 +74,8 @@ def ensure_table(table: str) -> str:
         description = _wait_active(client, table)
     elif stream.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
         raise TableMismatch(
-            f"the stream of table {table} is {stream.get('StreamViewType')}; the mailer needs NEW_IMAGE"
+            f"the stream of table {table} is {stream.get('StreamViewType')}; the mailer needs "
+            "NEW_AND_OLD_IMAGES (NEW_IMAGE: mail, and an audit trail without the changes to accounts)"
         )
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     status, attribute = ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")
@@ -154,6 +162,172 @@ def ensure_sender(sender: str) -> str:
         return "pending"
     ses.verify_email_identity(EmailAddress=address)
     return "verification sent"
+
+
+# ---------------------------------------------------------------- SES events
+
+# What SES publishes to the topic (SES API v2 names; v1 has no DELIVERY_DELAY).
+EVENT_TYPES = ("SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY")
+EVENT_DESTINATION = "simple-otp-delivery-events"
+# The topic policy statement that lets SES publish the set's events (and nothing else).
+TOPIC_POLICY_SID = "AllowSESEventPublishing"
+
+_TOPIC_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sns:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<name>[^:]+)$"
+)
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def ensure_configuration_set(name: str) -> bool:
+    """Create the SES configuration set if missing; True when it was created."""
+    ses = aws.client("sesv2")
+    try:
+        ses.get_configuration_set(ConfigurationSetName=name)
+        return False
+    except ClientError as error:
+        if _error_code(error) != "NotFoundException":
+            raise
+    try:
+        ses.create_configuration_set(ConfigurationSetName=name)
+    except ClientError as error:
+        if _error_code(error) != "AlreadyExistsException":
+            raise
+        return False  # created meanwhile by another run
+    return True
+
+
+def topic_policy_statement(topic_arn: str, configuration_set: str) -> dict[str, Any]:
+    """The statement that lets SES publish this configuration set's events to the topic."""
+    parts = _TOPIC_ARN.match(topic_arn)
+    if parts is None:
+        raise OpsError(f"{topic_arn} is not an SNS topic ARN")
+    partition, region, account = parts["partition"], parts["region"], parts["account"]
+    source = f"arn:{partition}:ses:{region}:{account}:configuration-set/{configuration_set}"
+    return {
+        "Sid": TOPIC_POLICY_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": "ses.amazonaws.com"},
+        "Action": "SNS:Publish",
+        "Resource": topic_arn,
+        "Condition": {
+            "StringEquals": {
+                "AWS:SourceAccount": account,
+                "AWS:SourceArn": source,
+            }
+        },
+    }
+
+
+def ensure_events_topic(topic: str, configuration_set: str) -> str:
+    """The SNS topic of SES's events, created if missing (by name); returns its ARN.
+
+    ``topic`` is a name (``OTP_SES_EVENTS_TOPIC``) or the ARN of an existing
+    topic. Its policy gets one statement letting SES publish the
+    configuration set's events; the rest of the policy is kept.
+    """
+    sns = aws.client("sns")
+    if topic.startswith("arn:"):
+        arn = topic
+        try:
+            attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+        except ClientError as error:
+            if _error_code(error) != "NotFound":
+                raise
+            raise OpsError(
+                f"SNS topic {arn} does not exist: create it, or give OTP_SES_EVENTS_TOPIC a name"
+            ) from None
+    else:
+        arn = str(sns.create_topic(Name=topic)["TopicArn"])  # returns the existing topic's ARN
+        attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    wanted = topic_policy_statement(arn, configuration_set)
+    policy = json.loads(attributes.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+    statements = [s for s in policy.get("Statement", []) if s.get("Sid") != TOPIC_POLICY_SID]
+    if statements + [wanted] != policy.get("Statement"):
+        policy["Statement"] = [*statements, wanted]
+        sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
+    return arn
+
+
+def event_destination(topic_arn: str) -> dict[str, Any]:
+    """The event destination (SES API v2): every delivery event, to the topic."""
+    return {
+        "Enabled": True,
+        "MatchingEventTypes": list(EVENT_TYPES),
+        "SnsDestination": {"TopicArn": topic_arn},
+    }
+
+
+def ensure_event_destination(configuration_set: str, topic_arn: str) -> str:
+    """The set's event destination to the topic: "created", "updated" (it differed) or "kept"."""
+    ses = aws.client("sesv2")
+    wanted = event_destination(topic_arn)
+    found = ses.get_configuration_set_event_destinations(ConfigurationSetName=configuration_set)
+    for existing in found.get("EventDestinations", []):
+        if existing.get("Name") != EVENT_DESTINATION:
+            continue
+        same = (
+            bool(existing.get("Enabled"))
+            and sorted(existing.get("MatchingEventTypes", [])) == sorted(EVENT_TYPES)
+            and (existing.get("SnsDestination") or {}).get("TopicArn") == topic_arn
+        )
+        if same:
+            return "kept"
+        ses.update_configuration_set_event_destination(
+            ConfigurationSetName=configuration_set,
+            EventDestinationName=EVENT_DESTINATION,
+            EventDestination=wanted,
+        )
+        return "updated"
+    ses.create_configuration_set_event_destination(
+        ConfigurationSetName=configuration_set,
+        EventDestinationName=EVENT_DESTINATION,
+        EventDestination=wanted,
+    )
+    return "created"
+
+
+def ensure_ses_events(configuration_set: str, topic: str) -> dict[str, Any]:
+    """Configuration set, topic (with SES's publish statement) and the destination between them."""
+    created = ensure_configuration_set(configuration_set)
+    topic_arn = ensure_events_topic(topic, configuration_set)
+    destination = ensure_event_destination(configuration_set, topic_arn)
+    return {
+        "configuration_set": configuration_set,
+        "configuration_set_created": created,
+        "events_topic_arn": topic_arn,
+        "event_destination": destination,
+    }
+
+
+def delete_ses_events(configuration_set: str, topic: str) -> list[str]:
+    """Delete the configuration set (its destinations go with it) and the topic."""
+    removed = []
+    ses = aws.client("sesv2")
+    try:
+        ses.delete_configuration_set(ConfigurationSetName=configuration_set)
+        removed.append(f"configuration set {configuration_set}")
+    except ClientError as error:
+        if _error_code(error) != "NotFoundException":
+            raise
+    sns = aws.client("sns")
+    if topic.startswith("arn:"):
+        arn = topic
+    else:
+        arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]]
+        arn = next((a for a in arns if a.rsplit(":", 1)[-1] == topic), "")
+    if arn:
+        try:
+            sns.get_topic_attributes(TopicArn=arn)
+        except ClientError as error:
+            if _error_code(error) != "NotFound":
+                raise
+        else:
+            sns.delete_topic(TopicArn=arn)
+            removed.append(f"SNS topic {arn}")
+    return removed
 
 
 # ---------------------------------------------------------------- token signing key
@@ -248,18 +422,31 @@ def delete_token_keys(key_id: str) -> list[str]:
     return removed
 
 
-def provision(table: str, parameter: str, sender: str, token_key: str) -> dict[str, Any]:
+def provision(
+    table: str,
+    parameter: str,
+    sender: str,
+    token_key: str,
+    configuration_set: str | None = None,
+    events_topic: str | None = None,
+) -> dict[str, Any]:
     """Create what the app needs and Chalice does not; safe to run again.
 
-    The table (stream NEW_IMAGE, TTL on ``expires_at``), the SecureString
+    The table (stream NEW_AND_OLD_IMAGES, TTL on ``expires_at``), the SecureString
     code key, the token signing key in KMS (with its alias) and the SES
-    sender identity. Nothing that exists is replaced.
+    sender identity; with ``configuration_set`` and ``events_topic``
+    (``OTP_SES_CONFIGURATION_SET``, ``OTP_SES_EVENTS_TOPIC``) also the SES
+    configuration set, the SNS topic and the set's event destination to it
+    (:func:`ensure_ses_events`; its keys join the result). Nothing that
+    exists is replaced.
     """
+    if (configuration_set is None) != (events_topic is None):
+        raise OpsError("the SES configuration set and its events topic are provisioned together: give both")
     stream_arn = ensure_table(table)
     created_key = ensure_code_key(parameter)
     created_token_key = ensure_token_key(token_key)
     sender_status = ensure_sender(sender)
-    return {
+    result: dict[str, Any] = {
         "table": table,
         "stream_arn": stream_arn,
         "key_created": created_key,
@@ -268,15 +455,26 @@ def provision(table: str, parameter: str, sender: str, token_key: str) -> dict[s
         "sender": sender,
         "sender_status": sender_status,
     }
+    if configuration_set is not None and events_topic is not None:
+        result.update(ensure_ses_events(configuration_set, events_topic))
+    return result
 
 
 def deprovision(
-    table: str, parameter: str, sender: str, token_key: str, keep_sender: bool = False
+    table: str,
+    parameter: str,
+    sender: str,
+    token_key: str,
+    keep_sender: bool = False,
+    configuration_set: str | None = None,
+    events_topic: str | None = None,
 ) -> list[str]:
     """Delete what :func:`provision` created (users included); safe to run again."""
     removed = []
     if delete_table(table):
         removed.append(f"table {table}")
+    if configuration_set is not None and events_topic is not None:
+        removed += delete_ses_events(configuration_set, events_topic)
     removed += delete_token_keys(token_key)
     ssm = aws.client("ssm")
     try:
