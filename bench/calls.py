@@ -11,7 +11,10 @@ the client was made. ``chalicelib.aws`` caches its clients: install, then
   (:func:`replay`);
 * ``before-call`` counts one API call (once per client method call, however
   many HTTP attempts its retries take);
-* ``response-received`` counts HTTP attempts and their error codes.
+* ``response-received`` counts HTTP attempts and their error codes;
+* with a sizer (:class:`bench.capacity.MotoSizer`), ``before-call`` and
+  ``after-call`` of DynamoDB also read the size of every item the call names,
+  before and after it, and give the call its request units.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.capacity import Units, changes, targets, units
+
 _PARAMS_KEY = "bench_api_params"
+_CALL_KEY = "bench_call"
 
 
 @dataclass
@@ -31,10 +37,20 @@ class Call:
     service: str  # botocore service id, hyphenated: "dynamodb", "ses", "ssm"
     operation: str  # API name: "GetItem"
     params: dict[str, Any]
+    units: Units | None = None  # DynamoDB request units (with a sizer), once answered
+    error: str | None = None  # the error code of its answer, if any
+    stream_records: int = 0  # items it changed (each one record on the table's stream)
+    items_created: int = 0  # items it made (each one REMOVE record when its TTL deletes it)
+    _targets: Any = None
+    _before: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"{self.service}.{self.operation}"
+
+    @property
+    def is_dynamodb(self) -> bool:
+        return self.service == "dynamodb"
 
 
 @dataclass
@@ -51,15 +67,41 @@ class Recording:
     def names(self) -> list[str]:
         return [call.name for call in self.calls]
 
+    @property
+    def dynamodb(self) -> list[Call]:
+        return [call for call in self.calls if call.is_dynamodb]
+
+    @property
+    def others(self) -> list[Call]:
+        return [call for call in self.calls if not call.is_dynamodb]
+
+    @property
+    def stream_records(self) -> int:
+        return sum(call.stream_records for call in self.dynamodb)
+
+    @property
+    def items_created(self) -> int:
+        return sum(call.items_created for call in self.dynamodb)
+
+    @property
+    def units(self) -> Units:
+        """DynamoDB request units of every call (sized=False if any call could not be sized)."""
+        total = Units()
+        for call in self.dynamodb:
+            total = total + (call.units if call.units is not None else Units(sized=False))
+        return total
+
 
 class Recorder:
     """Installs the hooks once; :meth:`record` scopes what is counted."""
 
     def __init__(self) -> None:
         self._current: Recording | None = None
+        self.sizer: Any = None  # a bench.capacity.MotoSizer, once the emulator is up
         self._handlers = [
             ("provide-client-params", self._on_params),
             ("before-call", self._on_call),
+            ("after-call", self._on_answer),
             ("response-received", self._on_response),
         ]
 
@@ -97,7 +139,24 @@ class Recorder:
         if self._current is None:
             return
         _, service, operation = event_name.split(".", 2)
-        self._current.calls.append(Call(service, operation, context.pop(_PARAMS_KEY, {})))
+        call = Call(service, operation, context.pop(_PARAMS_KEY, {}))
+        if self.sizer is not None and call.is_dynamodb:
+            call._targets = targets(operation, call.params, self.sizer.key_names)
+            call._before = self.sizer.sizes(call._targets)
+        context[_CALL_KEY] = call
+        self._current.calls.append(call)
+
+    def _on_answer(self, context: dict[str, Any], parsed: Any = None, **_: Any) -> None:
+        call = context.pop(_CALL_KEY, None)
+        if call is None:
+            return
+        call.error = ((parsed or {}).get("Error") or {}).get("Code") or None
+        if self.sizer is None or not call.is_dynamodb:
+            return
+        after = self.sizer.sizes(call._targets)
+        call.units = units(call._targets, call._before, after)
+        if call.error is None:
+            call.stream_records, call.items_created = changes(call._targets, call._before, after)
 
     def _on_response(self, parsed_response: Any = None, exception: Any = None, **_: Any) -> None:
         if self._current is None:

@@ -21,10 +21,11 @@ check that the bench still works, which writes nothing:
 `make bench ARGS=--smoke` or `.venv/bin/python -m bench --smoke` (also run
 by `tests/test_bench_smoke.py`).
 One part: `.venv/bin/python -m bench --only package --output /tmp/package.md`.
-Parts: `coldstart`, `inprocess`, `localstack`, `frontend`, `package`.
+Parts: `coldstart`, `inprocess`, `cost` (prices the in-process figures, so
+it runs that part too), `localstack`, `frontend`, `package`.
 Benchmarks are not tests: nothing here fails a build on a slow figure; the
-smoke test asserts only facts (round-trip counts, no AWS client or network
-at import)."""
+smoke test asserts only facts (round-trip counts against their targets, no
+AWS client or network at import, the cost model adds up)."""
 
 Parts = Mapping[str, ModuleType]
 

@@ -6,9 +6,11 @@
     .venv/bin/python -m bench --only package,frontend --output /tmp/r.md
     .venv/bin/python -m bench --smoke --json out.json   # the figures as JSON too
 
-Parts: coldstart, inprocess (round trips and own CPU), localstack (load
-and mailbox latency), frontend, package; each is a module of this package
-with ``measure(size)`` and its own report rows (see ``bench.common``).
+Parts: coldstart (a new container's first answer), inprocess (round trips,
+request units, log bytes and own CPU), cost (the cost model, from the
+in-process figures: asking for it runs inprocess too), localstack (load and
+mailbox latency), frontend, package; each is a module of this package with
+``measure(size)`` and its own report rows (see ``bench.common``).
 ``make bench`` runs ``scripts/bench.sh``: the setup step, then this with
 the options in ``ARGS``. A smoke run never writes RESULTS.md; neither does
 a run of some parts only, unless ``--output`` says where.
@@ -29,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, frontend, inprocess, load, package, report
+from bench import coldstart, cost, frontend, inprocess, load, package, report
 from bench.common import ROOT
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -38,11 +40,12 @@ PACKAGE_RECORD = ROOT / "bench" / "RESULTS-package.md"
 PARTS = {
     "coldstart": coldstart,
     "inprocess": inprocess,
+    "cost": cost,
     "localstack": load,
     "frontend": frontend,
     "package": package,
 }
-SMOKE_PARTS = ("coldstart", "inprocess")
+SMOKE_PARTS = ("coldstart", "inprocess", "cost")
 
 SIZES: dict[str, dict[str, int]] = {
     "full": {
@@ -113,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
-    parts = tuple(args.only.split(",")) if args.only else (SMOKE_PARTS if args.smoke else PARTS)
+    parts = tuple(args.only.split(",")) if args.only else (SMOKE_PARTS if args.smoke else tuple(PARTS))
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
+    for part in list(parts):  # a part that prices another's figures needs that one first
+        needed = getattr(PARTS[part], "NEEDS", None)
+        if needed and needed not in parts:
+            parts = (*parts[: parts.index(part)], needed, *parts[parts.index(part) :])
     output = args.output
     if output is None and not args.smoke and not args.only:
         output = RESULTS
@@ -141,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> bench: {name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
-            results[name] = PARTS[name].measure(size)
+            needed = getattr(PARTS[name], "NEEDS", None)
+            if needed:
+                results[name] = PARTS[name].measure(size, results.get(needed))
+            else:
+                results[name] = PARTS[name].measure(size)
         except Exception as error:  # noqa: BLE001 - one broken part must not hide the others
             traceback.print_exc()
             results[name] = {"ok": False, "error": f"failed: {type(error).__name__}: {error}"[:500]}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark and rewrite bench/RESULTS.md (see bench/README.md).
 #   scripts/bench.sh              everything                   (make bench)
-#   scripts/bench.sh --smoke      a few iterations of the in-process parts; prints, writes nothing
+#   scripts/bench.sh --smoke      a few iterations of the quick parts (cold start, in-process, cost); prints, writes nothing
 #                                                              (make bench ARGS=--smoke)
 # Other options go to `python -m bench` (--only PARTS, --output FILE, --json FILE).
 set -euo pipefail
