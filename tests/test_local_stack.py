@@ -356,6 +356,10 @@ def test_mailbox_lists_newest_first_and_escapes_everything(stack):
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;hi&lt;/b&gt; &amp; bye" in page
     assert console_line(messages[1]) == "mail to x@example.com: 'first'"
+    # No receiving side here: each message stays "sent", under SES's message id.
+    shown = messages[0].as_json()
+    assert (shown["delivery"], shown["message_id"]) == ("sent", shown["id"])
+    assert '<dd class="delivery" data-delivery="sent">sent</dd>' in page
 
 
 def test_emulator_takes_one_request_at_a_time():
