@@ -3,8 +3,9 @@
 * provisioning (``simple-otp provision``, ops.provision) against moto:
   exactly the resources the app needs, twice in a row, and its teardown;
 * ``chalice package --stage dev``: the template passes cfn-lint, wires the
-  stream ARN and the IAM policies from configuration, and the Lambda package
-  holds no boto3/botocore (its size is printed);
+  stream ARN, the SES events topic and the IAM policies from configuration,
+  gives every function the Powertools layer, carries the alarms, and the
+  Lambda package holds no boto3/botocore nor Powertools (its size is printed);
 * ``chalice deploy --stage dev`` against moto server, as far as moto goes.
 """
 
@@ -29,7 +30,7 @@ import pytest
 from chalicelib import aws, keys
 from devstack.environment import without
 from ops import OpsError, cli, stage
-from ops.policies import FUNCTIONS
+from ops.policies import FUNCTIONS, function_name
 from ops.provision import ensure_code_key, ensure_table, provision, sender_address, table_definition
 from ops.stage import stage_environment
 
@@ -294,7 +295,7 @@ def test_package_template_passes_cfn_lint(package):
 def test_package_template_takes_stream_and_policies_from_config(package):
     env = dev_env()
     functions = _resources(package.template, "AWS::Serverless::Function")
-    assert set(functions) == {"APIHandler", "SendCode"}
+    assert set(functions) == {"APIHandler", "SendCode", "DeliveryEvents"}
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.11"
@@ -309,19 +310,145 @@ def test_package_template_takes_stream_and_policies_from_config(package):
     assert event["Properties"]["BisectBatchOnFunctionError"] is True
     assert event["Properties"]["MaximumRecordAgeInSeconds"] == 3600
     assert "arn:aws" not in (ROOT / "app.py").read_text(), "the stream ARN belongs in config.json"
+    # SES's events reach the delivery handler through the stage's topic
+    (sns,) = functions["DeliveryEvents"]["Properties"]["Events"].values()
+    assert sns["Type"] == "SNS"
+    topic = sns["Properties"]["Topic"]["Fn::Sub"]
+    assert (
+        topic
+        == f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{env['OTP_SES_EVENTS_TOPIC']}"
+    )
+
+    def policy(function: str) -> dict[str, Any]:
+        return json.loads((ROOT / ".chalice" / f"policy-dev-{function}.json").read_text())
 
     expected = {
-        "ApiHandlerRole": json.loads((ROOT / ".chalice" / "policy-dev-api_handler.json").read_text()),
-        "SendCodeRole": json.loads((ROOT / ".chalice" / "policy-dev-send_code.json").read_text()),
+        "ApiHandlerRole": policy("api_handler"),
+        "SendCodeRole": policy("send_code"),
+        "DeliveryEventsRole": policy("delivery_events"),
     }
     roles = _resources(package.template, "AWS::IAM::Role")
     assert set(roles) == set(expected)
     for name, role in roles.items():
-        (policy,) = role["Properties"]["Policies"]
-        assert policy["PolicyDocument"] == expected[name]
-    assert functions["APIHandler"]["Properties"]["Role"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
-    assert functions["SendCode"]["Properties"]["Role"] == {"Fn::GetAtt": ["SendCodeRole", "Arn"]}
+        (role_policy,) = role["Properties"]["Policies"]
+        assert role_policy["PolicyDocument"] == expected[name]
+    for function, role in (
+        ("APIHandler", "ApiHandler"),
+        ("SendCode", "SendCode"),
+        ("DeliveryEvents", "DeliveryEvents"),
+    ):
+        assert functions[function]["Properties"]["Role"] == {"Fn::GetAtt": [f"{role}Role", "Arn"]}
     assert "EndpointURL" in package.template["Outputs"]
+
+
+# The AWS-managed Powertools layer: account 017000801446, one layer per Python
+# version and architecture, and its version number (docs/deploy.md says which
+# aws-lambda-powertools release it holds, pinned in requirements-dev.txt).
+_LAYER = re.compile(
+    r"^arn:aws:lambda:(?P<region>[a-z0-9-]+):017000801446:layer:"
+    r"AWSLambdaPowertoolsPythonV3-(?P<python>python3\d+)-(?P<arch>x86_64|arm64):(?P<version>\d+)$"
+)
+
+
+def _layer_pin() -> tuple[str, str]:
+    """The aws-lambda-powertools version requirements-dev.txt pins, and the layer its line names."""
+    (line,) = [
+        line
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if line.startswith("aws-lambda-powertools==")
+    ]
+    version = line.split("==", 1)[1].split()[0]
+    layer = re.search(r"AWSLambdaPowertoolsPythonV3-\S+:\d+", line)
+    assert layer, "requirements-dev.txt: say which layer the pinned Powertools matches"
+    return version, layer[0]
+
+
+def test_every_function_runs_with_the_powertools_layer_of_its_runtime(package):
+    env = dev_env()
+    region = env["OTP_STREAM_ARN"].split(":")[3]
+    (configured,) = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"][STAGE]["layers"]
+    match = _LAYER.match(configured)
+    assert match, configured
+    functions = _resources(package.template, "AWS::Serverless::Function")
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["Layers"] == [configured], name
+        assert match["python"] == props["Runtime"].replace(".", ""), f"{name}: layer for another Python"
+        assert [match["arch"]] == props["Architectures"], f"{name}: layer for another architecture"
+    assert match["region"] == region, "a layer is used from the function's own region"
+    version, layer = _layer_pin()
+    assert configured.endswith(layer), "requirements-dev.txt pins another layer's Powertools"
+    deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
+    assert layer in deploy_doc and f"aws-lambda-powertools {version}" in deploy_doc
+    requirements = (ROOT / "requirements.txt").read_text().lower()
+    assert "powertools" not in requirements, "Powertools comes from the layer, not the zip"
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in _resources(template, "AWS::CloudWatch::Alarm").items()}
+
+
+def _metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+    return alarm["Namespace"], alarm["MetricName"], dimensions
+
+
+def test_package_template_carries_the_alarms(package):
+    from chalicelib import observe
+
+    env = dev_env()
+    template = package.template
+    (topic,) = _resources(template, "AWS::SNS::Topic")
+    assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic}
+    alarms = _alarms(template)
+    notify = [{"Ref": topic}]
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == notify and alarm["OKActions"] == notify, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["EvaluationPeriods"] == 1, name
+
+    def one(namespace: str, metric: str) -> dict[str, Any]:
+        (found,) = [
+            a for a in alarms.values() if a.get("Namespace") == namespace and a.get("MetricName") == metric
+        ]
+        return found
+
+    mail = one(observe.NAMESPACE, observe.MAIL_FAILED)
+    assert _metric(mail)[2] == {"service": observe.SERVICE}
+    assert (mail["Statistic"], mail["Period"], mail["Threshold"]) == ("Sum", 300, 1)
+    assert mail["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+    api = one("AWS/ApiGateway", "5XXError")
+    rest_api = template["Resources"]["RestAPI"]
+    assert _metric(api)[2] == {
+        "ApiName": rest_api["Properties"]["DefinitionBody"]["info"]["title"],
+        "Stage": rest_api["Properties"]["StageName"],
+    }
+    assert (api["Statistic"], api["Period"], api["Threshold"]) == ("Sum", 300, 1)
+    assert template["Resources"]["ApiServerErrorsAlarm"]["DependsOn"] == "RestAPI"
+
+    (throttles,) = [a for a in alarms.values() if "Metrics" in a]
+    stats = {m["Id"]: m["MetricStat"] for m in throttles["Metrics"] if "MetricStat" in m}
+    assert {s["Metric"]["MetricName"] for s in stats.values()} == {
+        "ReadThrottleEvents",
+        "WriteThrottleEvents",
+    }
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == "AWS/DynamoDB"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "TableName", "Value": env["OTP_TABLE_NAME"]}]
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+    (expression,) = [m for m in throttles["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True and set(stats) <= set(
+        re.findall(r"\w+", expression["Expression"])
+    )
+    assert (throttles["Threshold"], throttles["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+
+    # half the rates at which SES places an account under review: 5 % bounces, 0.1 % complaints
+    for metric, threshold in (("Reputation.BounceRate", 0.025), ("Reputation.ComplaintRate", 0.0005)):
+        rate = one("AWS/SES", metric)
+        assert _metric(rate)[2] == {}, "the account's rate, not one configuration set's"
+        assert (rate["Threshold"], rate["ComparisonOperator"]) == (threshold, "GreaterThanThreshold")
+    assert len(alarms) == 5
 
 
 def _glibc_ok(tag: str) -> bool:
@@ -340,7 +467,15 @@ def test_package_has_no_boto3_fits_lambda_and_its_size_is_reported(package, caps
         unpacked = sum(info.file_size for info in archive.infolist())
         wheels = {n: archive.read(n).decode() for n in names if n.endswith(".dist-info/WHEEL")}
     tops = {name.split("/")[0] for name in names}
-    for forbidden in ("boto3", "botocore", "s3transfer", "jmespath", "moto", "pytest"):
+    for forbidden in (
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "jmespath",
+        "moto",
+        "pytest",
+        "aws_lambda_powertools",
+    ):
         assert not any(top == forbidden or top.startswith(forbidden + "-") for top in tops), forbidden
     assert {"app.py", "chalicelib", "argon2", "_argon2_cffi_bindings"} <= tops
     assert "chalicelib/store.py" in names
@@ -406,6 +541,17 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
     assert config["stages"][STAGE]["environment_variables"]["OTP_STREAM_ARN"] == stream_arn
     assert run(sys.executable, "-m", "ops", "policy", "--stage", STAGE, "--check").returncode == 0
 
+    # moto finds a layer by its name and version in its own account only: publish a stand-in
+    # of the AWS-managed Powertools layer under the same name until it has the same version.
+    (layer,) = config["stages"][STAGE]["layers"]
+    layer_name, layer_version = layer.split(":")[6], int(layer.split(":")[7])
+    stand_in = io.BytesIO()
+    with zipfile.ZipFile(stand_in, "w") as archive:
+        archive.writestr("python/aws_lambda_powertools/__init__.py", "")
+    lam = _client(moto_server, "lambda")
+    for _ in range(layer_version):
+        lam.publish_layer_version(LayerName=layer_name, Content={"ZipFile": stand_in.getvalue()})
+
     env["AWS_MAX_ATTEMPTS"] = "1"  # moto answers ImportRestApi with a 500: no retries
     deploy = run(str(BIN / "chalice"), "deploy", "--stage", STAGE)
     output = deploy.stdout + deploy.stderr
@@ -429,15 +575,17 @@ def test_chalice_deploy_against_moto_server(moto_server, tmp_path):
         trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
         assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
 
-    lam = _client(moto_server, "lambda")
     stage_env = stage_environment(STAGE, project / ".chalice" / "config.json")
-    handlers = {f"{APP}-{STAGE}": "app.app", f"{APP}-{STAGE}-send_code": "app.send_code"}
-    for name, handler in handlers.items():
+    for role in FUNCTIONS:
+        name = function_name(APP, STAGE, role)
         function = lam.get_function_configuration(FunctionName=name)
+        handler = "app.app" if role == "api_handler" else f"app.{role}"
         assert function["Handler"] == handler and function["Runtime"] == "python3.11"
         assert function["Environment"]["Variables"] == stage_env
-        role = "api_handler" if handler == "app.app" else "send_code"
         assert function["Role"].endswith(f":role/{APP}-{STAGE}-{role}")
+        assert [entry["Arn"].partition(":layer:")[2] for entry in function["Layers"]] == [
+            layer.partition(":layer:")[2]
+        ], name
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
     (mapping,) = [m for m in mappings if m["FunctionArn"].endswith(f":function:{APP}-{STAGE}-send_code")]
     assert mapping["EventSourceArn"] == stream_arn
