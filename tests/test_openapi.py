@@ -323,6 +323,7 @@ def test_a_whole_sign_in_conforms_to_the_document(live):
     start = SCHEMA["/otp"]["POST"]
     verify = SCHEMA["/otp/verify"]["POST"]
     resend = SCHEMA["/otp/resend"]["POST"]
+    status = SCHEMA["/otp/status"]["POST"]
 
     before = _settled(live, DEMO_EMAIL)
     started = live.post("/otp", {"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
@@ -340,6 +341,12 @@ def test_a_whole_sign_in_conforms_to_the_document(live):
     assert wrong.status_code == 401, wrong.text
     verify.validate_response(wrong)
 
+    where = live.post("/otp/status", {"session_id": session_id})
+    assert where.status_code == 200 and where.json()["delivery"] in ("queued", "sent", "delivered"), (
+        where.text
+    )
+    status.validate_response(where)
+
     verified = live.post("/otp/verify", {"session_id": session_id, "code": code})
     assert verified.status_code == 200, verified.text
     verify.validate_response(verified)
@@ -347,6 +354,9 @@ def test_a_whole_sign_in_conforms_to_the_document(live):
     used = live.post("/otp/verify", {"session_id": session_id, "code": code})
     assert used.status_code == 410 and used.json()["reason"] == "used", used.text
     verify.validate_response(used)
+    closed = live.post("/otp/status", {"session_id": session_id})
+    assert closed.status_code == 410, closed.text
+    status.validate_response(closed)
 
     bad_type = live.http.post(
         live.api_url + "/otp", data=b'{"email": 1}', headers={"Content-Type": "text/plain"}, timeout=30
