@@ -262,12 +262,15 @@ class LocalSes:
         self.published: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
 
     def accepted(self, message: Accepted) -> None:
-        """SES accepted ``message``: its ``Send`` record."""
+        """SES accepted ``message``: its ``Send`` record (a failure here never fails the send)."""
         from devstack.ses_events import send_event
 
         with self._guard:
             self._accepted[message.message_id] = message
-        self.publish(message, send_event(message))
+        try:
+            self.publish(message, send_event(message))
+        except Exception as error:  # noqa: BLE001 - the message was accepted whatever happens here
+            self.log(f"SES event Send of {message.message_id} not published: {type(error).__name__}: {error}")
 
     def receive(self, message: Any) -> Receipt:
         """The mailbox stored ``message`` (a :class:`devstack.mailbox.Message`): the receiving
@@ -284,9 +287,13 @@ class LocalSes:
             accepted = Accepted(
                 message.id, message.sender, list(message.to), plain.as_string(), "", "", self.clock()
             )
-        outcome = receive(accepted, self.clock())
-        for record in outcome.events:
-            self.publish(accepted, record)
+        try:
+            outcome = receive(accepted, self.clock())
+            for record in outcome.events:
+                self.publish(accepted, record)
+        except Exception as error:  # noqa: BLE001 - the mailbox keeps the message, "sent"
+            self.log(f"no answer for {message.id}: {type(error).__name__}: {error}")
+            return Receipt("sent", [])
         return Receipt(outcome.state, outcome.replies)
 
     def publish(self, message: Accepted, record: dict[str, Any]) -> None:

@@ -47,10 +47,6 @@ def code_in(text: str) -> str:
     return match.group(1)
 
 
-# The states a message shows: what the receiving side made of it (``sent`` before it answered).
-DELIVERY_STATES = ("sent", "delivered", "bounced", "complained", "rejected")
-
-
 @dataclass(frozen=True)
 class Message:
     id: str
@@ -290,7 +286,8 @@ def render_page(messages: Sequence[Message]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>simple-otp mailbox ({len(messages)})</title><style>{_STYLE}</style></head>"
         f"<body><h1>Local mailbox</h1>"
-        f"<p>Messages sent through the local SES, newest first. JSON: "
+        f"<p>Messages sent through the local SES, newest first, each with what the receiving side made of it "
+        f"(docs/local.md, Delivery events). JSON: "
         f'<a href="/api/messages">/api/messages</a></p>\n{items}\n'
         '<script src="/mailbox.js"></script></body></html>\n'
     )

@@ -420,6 +420,16 @@ def test_without_a_configuration_set_ses_publishes_nothing(emulator, records):
     assert stored["delivery"] == "delivered"  # the receiving server still took it
 
 
+def test_a_simple_send_is_answered_too(emulator):
+    sent = emulator.client("ses").send_email(
+        Source=SENDER,
+        Destination={"ToAddresses": ["bounce+simple@simulator.amazonses.com"]},
+        Message={"Subject": {"Data": "Hello"}, "Body": {"Text": {"Data": "no code"}}},
+    )
+    [stored] = [m for m in emulator.messages() if m["message_id"] == sent["MessageId"]]
+    assert stored["delivery"] == "bounced"
+
+
 def test_emulator_refuses_what_ses_refuses(emulator):
     ses = emulator.client("ses")
     with pytest.raises(ses.exceptions.ConfigurationSetDoesNotExistException):
