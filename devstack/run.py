@@ -319,7 +319,9 @@ def banner(
     out.plain(f"    example app  {example}   a relying app: Sign in there, land back signed in")
     out.plain(f"    API          {url(ports[API])}   POST /otp, /otp/verify, /otp/resend")
     out.plain(f"    mailbox      {url(ports[MAILBOX])}   the codes arrive here (JSON: /api/messages)")
-    out.plain(f"    AWS          {url(ports[AWS])}   moto server: DynamoDB + stream, SES + events, SSM")
+    out.plain(
+        f"    AWS          {url(ports[AWS])}   moto server: DynamoDB + stream, SES + events, SNS, SQS, SSM"
+    )
     out.plain(f"  demo user:     {DEMO_EMAIL} / {DEMO_PASSWORD}")
     out.plain(f"  add a user:    {add_user}")
     out.plain("  stop:          Ctrl-C")
