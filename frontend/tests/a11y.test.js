@@ -2,7 +2,18 @@ import { mount } from '@vue/test-utils'
 import axe from 'axe-core'
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import App from '../src/App.vue'
-import { enterCode, json, mockFetch, screenOf, signIn, submit, submitWith } from './helpers.js'
+import {
+  enterCode,
+  json,
+  mockFetch,
+  mockStatus,
+  screenOf,
+  settle,
+  signIn,
+  statusAnswer,
+  submit,
+  submitWith,
+} from './helpers.js'
 
 /**
  * axe-core on every screen, in its plain and its error states. happy-dom lays nothing out, so
@@ -85,6 +96,21 @@ describe('axe-core finds nothing on any screen', () => {
     await expectClean(wrapper, 'code', '#code')
     await enterCode(wrapper, '123456')
     await expectClean(wrapper, 'code', '[data-test="sign-in-again"]')
+  })
+
+  it('code (sign-in), with each delivery state', async () => {
+    // axe needs real timers: the status is asked at once when the page becomes visible.
+    let state = 'queued'
+    mockStatus(() => statusAnswer(state))
+    mockFetch(STARTED())
+    const wrapper = mountApp()
+    await signIn(wrapper)
+    for (state of ['queued', 'sent', 'delayed', 'suppressed']) {
+      document.dispatchEvent(new Event('visibilitychange'))
+      await settle()
+      expect(wrapper.get('[data-delivery]').attributes('data-delivery')).toBe(state)
+      await expectClean(wrapper, 'code')
+    }
   })
 
   it('code (sign-up), plain and after 409 account_exists', async () => {

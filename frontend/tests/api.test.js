@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
-import { ApiError, createOtpApi } from '../src/lib/api.js'
-import { json, mockFetch, sentBody } from './helpers.js'
+import { ApiError, createOtpApi, DELIVERY_STATES } from '../src/lib/api.js'
+import { json, mockFetch, mockStatus, sentBody } from './helpers.js'
 
 const api = () => createOtpApi({ baseUrl: 'http://api.test/api' })
 
@@ -53,6 +53,38 @@ describe('createOtpApi', () => {
     expect(await api().resendCode('s1')).toEqual({ expiresIn: 300, resendIn: 30 })
     expect(fetch.mock.calls[0][0]).toBe('http://api.test/api/otp/resend')
     expect(sentBody(fetch)).toEqual({ session_id: 's1' })
+  })
+
+  it('posts the session to /otp/status and reads every delivery state with its time', async () => {
+    const fetch = mockStatus(...DELIVERY_STATES.map((delivery) => json(200, { delivery, at: 1_900_000_000 })))
+    for (const delivery of DELIVERY_STATES) {
+      expect(await api().status('s1')).toEqual({ delivery, at: 1_900_000_000 })
+    }
+    const [url, init] = fetch.mock.calls[0]
+    expect(url).toBe('http://api.test/api/otp/status')
+    expect(init.method).toBe('POST')
+    expect(init.credentials).toBe('omit')
+    expect(sentBody(fetch)).toEqual({ session_id: 's1' })
+  })
+
+  it('reads a status without a usable time as at: null, and an unknown state as "unexpected"', async () => {
+    mockStatus(
+      json(200, { delivery: 'sent' }),
+      json(200, { delivery: 'sent', at: 'soon' }),
+      json(200, { delivery: 'opened', at: 1 }),
+      json(200, { at: 1 }),
+    )
+    expect(await api().status('s1')).toEqual({ delivery: 'sent', at: null })
+    expect(await api().status('s1')).toEqual({ delivery: 'sent', at: null })
+    expect((await failure(api().status('s1'))).code).toBe('unexpected')
+    expect((await failure(api().status('s1'))).code).toBe('unexpected')
+  })
+
+  it('reports 410 of /otp/status as session_expired with its status', async () => {
+    mockStatus(json(410, { error: 'session_expired', message: 'x' }))
+    const error = await failure(api().status('s1'))
+    expect(error).toBeInstanceOf(ApiError)
+    expect([error.code, error.status]).toEqual(['session_expired', 410])
   })
 
   it('turns an error body into an ApiError with its fields', async () => {

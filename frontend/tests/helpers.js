@@ -10,21 +10,63 @@ export function json(status, body, headers = {}) {
 }
 
 /**
- * Replace the global fetch with a mock that answers the given responses in order. An entry is
- * a Response, an Error (fetch rejects with it, like a network failure) or a function of
- * (url, init) returning either.
+ * A fetch that answers `answers` in order: Responses, Errors (rejected, like a network failure)
+ * or functions of (url, init) returning either.
  */
-export function mockFetch(...answers) {
+function scripted(answers, { repeatLast = false } = {}) {
   const queue = [...answers]
-  const fetch = vi.fn(async (url, init) => {
+  return vi.fn(async (url, init) => {
     if (queue.length === 0) throw new Error(`unexpected fetch: ${init?.method} ${url}`)
-    let answer = queue.shift()
+    let answer = repeatLast && queue.length === 1 ? queue[0] : queue.shift()
     if (typeof answer === 'function') answer = await answer(url, init)
+    else if (answer instanceof Response) answer = answer.clone()
     if (answer instanceof Error) throw answer
     return answer
   })
-  vi.stubGlobal('fetch', fetch)
-  return fetch
+}
+
+const isStatusCall = (url) => new URL(url, 'http://x').pathname.endsWith('/otp/status')
+
+/**
+ * The code screens ask POST /otp/status on their own timers. Those calls go to this mock, apart
+ * from the test's own answers (so a poll never takes an answer meant for a verify or a resend,
+ * and `fetch` counts only the calls a test made); without mockStatus they are answered 410,
+ * which ends the polling without a word.
+ */
+let statusFetch
+export function resetStatus() {
+  const over = json(410, { error: 'session_expired', message: 'x', reason: 'expired' })
+  statusFetch = scripted([over], { repeatLast: true })
+}
+resetStatus()
+
+/**
+ * Script the answers of POST /otp/status, in order, the last one repeated for every later
+ * call (as mockFetch's answers). Returns the mock, to count the calls.
+ */
+export function mockStatus(...answers) {
+  statusFetch = scripted(answers, { repeatLast: true })
+  return statusFetch
+}
+
+/** A 200 of POST /otp/status. */
+export function statusAnswer(delivery, at = 1_900_000_000) {
+  return json(200, { delivery, at })
+}
+
+/** The global fetch: status polls to the status mock, every other call to `main`. */
+function stubFetch(main) {
+  vi.stubGlobal('fetch', (url, init) => (isStatusCall(url) ? statusFetch(url, init) : main(url, init)))
+  return main
+}
+
+/**
+ * Replace the global fetch with a mock that answers the given responses in order. An entry is
+ * a Response, an Error (fetch rejects with it, like a network failure) or a function of
+ * (url, init) returning either. Status polls are answered apart (see mockStatus).
+ */
+export function mockFetch(...answers) {
+  return stubFetch(scripted(answers))
 }
 
 /** A fetch that stays pending until the test resolves it: for "while the call runs" checks. */
@@ -36,7 +78,7 @@ export function pendingFetch() {
         resolve = done
       }),
   )
-  vi.stubGlobal('fetch', fetch)
+  stubFetch(fetch)
   return { fetch, resolve: (response) => resolve(response) }
 }
 

@@ -3,6 +3,7 @@ import { maskEmail } from '../lib/email.js'
 import { formatClock } from '../lib/format.js'
 import { errorMessage } from '../lib/messages.js'
 import { useCountdown } from './useCountdown.js'
+import { useDeliveryStatus } from './useDeliveryStatus.js'
 
 /** The props of every code screen: the session of the emailed code. */
 export const codeSessionProps = {
@@ -20,7 +21,8 @@ export const codeSessionProps = {
  * password): the code as typed and its error, with the focus on it from the start; the code's
  * expiry and the resend wait, counted down from deadlines; "Resend code" (POST /otp/resend, for
  * every flow); the alert and status texts; and the end of a session (`closed`: expired, used,
- * too_many_attempts, or a reason of the screen's own).
+ * too_many_attempts, or a reason of the screen's own); and where the mail is (`deliveryState`, `deliveryAt`, see
+ * useDeliveryStatus), asked again after each resend, no more once the session is closed.
  *
  * `props` are codeSessionProps; `flow` is signin, signup or reset; `resentText(masked)` is the
  * status after a resend. `codeField` and `restartButton` are the screen's template refs: the
@@ -43,6 +45,11 @@ export function useCodeSession(props, { api, flow, resentText }) {
   const resendAt = ref(props.resendAt)
   const { seconds: expirySeconds } = useCountdown(expiresAt)
   const { seconds: resendSeconds } = useCountdown(resendAt)
+
+  const delivery = useDeliveryStatus(() => props.sessionId, { api })
+  watch(closed, (reason) => {
+    if (reason) delivery.stop()
+  })
 
   const masked = computed(() => maskEmail(props.email))
   const resendDisabled = computed(() => resendSeconds.value > 0 || resending.value || Boolean(closed.value))
@@ -117,6 +124,7 @@ export function useCodeSession(props, { api, flow, resentText }) {
       const now = Date.now()
       expiresAt.value = now + result.expiresIn * 1000
       resendAt.value = now + result.resendIn * 1000
+      delivery.restart()
       code.value = ''
       codeError.value = ''
       status.value = resentText(masked.value)
@@ -145,6 +153,8 @@ export function useCodeSession(props, { api, flow, resentText }) {
     error,
     status,
     closed,
+    deliveryState: delivery.state,
+    deliveryAt: delivery.at,
     masked,
     expirySeconds,
     resendDisabled,

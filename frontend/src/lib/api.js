@@ -70,6 +70,18 @@ export function isDeviceToken(value) {
   return typeof value === 'string' && DEVICE_TOKEN_PATTERN.test(value)
 }
 
+/** Where the latest mail of a session is (POST /otp/status), in the order the server moves it. */
+export const DELIVERY_STATES = [
+  'queued',
+  'sent',
+  'delayed',
+  'delivered',
+  'rejected',
+  'bounced',
+  'complained',
+  'suppressed',
+]
+
 /**
  * The calls of the sign-in, sign-up and password reset API, over fetch: a plain object with no
  * reactive state, so any component (or test) can make its own. Each resolves with the JSON body
@@ -194,6 +206,17 @@ export function createOtpApi({ baseUrl = API_BASE_URL, timeoutMs = TIMEOUT_MS } 
       const body = await post('/password/reset/confirm', { session_id: sessionId, code, new_password: newPassword })
       if (body.reset !== true) throw new ApiError('unexpected', { status: 200 })
       return { reset: true }
+    },
+
+    /**
+     * POST /otp/status: where the session's latest code is (queued, sent, delivered, delayed,
+     * bounced, complained, rejected, suppressed) and since when (`at`, epoch seconds, null when
+     * absent). 410 session_expired once the session is over.
+     */
+    async status(sessionId) {
+      const body = await post('/otp/status', { session_id: sessionId })
+      if (!DELIVERY_STATES.includes(body.delivery)) throw new ApiError('unexpected', { status: 200 })
+      return { delivery: body.delivery, at: Number.isFinite(body.at) && body.at > 0 ? body.at : null }
     },
 
     /** GET /config: what the server allows; only `signup_enabled: true` turns sign-up on. */

@@ -21,3 +21,8 @@ export function formatWait(totalSeconds) {
   const rest = minutes % 60
   return rest ? `${plural(hours, 'hour')} ${plural(rest, 'minute')}` : plural(hours, 'hour')
 }
+
+/** `14:36`: the local time of day of an epoch-seconds instant, 24-hour (en-GB), two digits each. */
+export function formatTimeOfDay(epochSeconds) {
+  return new Date(epochSeconds * 1000).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' })
+}

@@ -1,5 +1,5 @@
 import { isValidEmail, MAX_PASSWORD, passwordLength } from './email.js'
-import { formatWait } from './format.js'
+import { formatTimeOfDay, formatWait } from './format.js'
 
 /**
  * What to tell the person for each failure. The texts are ours, not the server's: the page
@@ -114,4 +114,25 @@ export function errorMessage(error, step, flow = 'signin') {
     default:
       return COMMON[code] ?? COMMON.unexpected
   }
+}
+
+const NOT_DELIVERED = 'We could not deliver to this address.'
+
+/** What each delivery state (POST /otp/status) tells the person on a code screen. */
+const DELIVERY = {
+  queued: 'Sending your code…',
+  sent: 'Sent',
+  delayed: 'Your provider is delaying it. It may still arrive.',
+  bounced: NOT_DELIVERED,
+  rejected: NOT_DELIVERED,
+  suppressed: `${NOT_DELIVERED} Mail to this address is paused after earlier failures. Contact your administrator.`,
+  complained: 'You marked our mail as spam, so we will not send more to this address.',
+}
+
+/** The words for a delivery state; `at` (epoch seconds) dates a delivery: "…provider at 14:36". */
+export function deliveryText(state, at) {
+  if (state === 'delivered') {
+    return at ? `Delivered to your mail provider at ${formatTimeOfDay(at)}` : 'Delivered to your mail provider'
+  }
+  return DELIVERY[state] ?? DELIVERY.queued
 }
