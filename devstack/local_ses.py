@@ -128,6 +128,14 @@ def install_event_destinations() -> None:
         listed = [{"Name": name, **destination} for name, destination in destinations.items()]
         return json.dumps({"EventDestinations": listed})
 
+    moto_delete_set = SESV2Response.delete_configuration_set
+
+    def delete_set(self: Any) -> str:  # its destinations go with it; a missing set is NotFound
+        _, name = _set(self)
+        _v2_store(self.sesv2_backend.core_backend).pop(name, None)
+        return str(moto_delete_set(self))
+
+    SESV2Response.delete_configuration_set = delete_set  # type: ignore[method-assign]
     SESV2Response.create_configuration_set_event_destination = create  # type: ignore[attr-defined]
     SESV2Response.update_configuration_set_event_destination = update  # type: ignore[attr-defined]
     SESV2Response.delete_configuration_set_event_destination = delete  # type: ignore[attr-defined]

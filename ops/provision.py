@@ -307,6 +307,7 @@ def delete_ses_events(configuration_set: str, topic: str) -> list[str]:
     removed = []
     ses = aws.client("sesv2")
     try:
+        ses.get_configuration_set(ConfigurationSetName=configuration_set)
         ses.delete_configuration_set(ConfigurationSetName=configuration_set)
         removed.append(f"configuration set {configuration_set}")
     except ClientError as error:

@@ -481,6 +481,71 @@ def test_provisioning_again_changes_nothing(emulator):
     )
 
 
+@pytest.fixture
+def in_process_aws() -> Iterator[None]:
+    from moto import mock_aws
+
+    from chalicelib import aws
+    from devstack.local_ses import install_event_destinations
+
+    with mock_aws():
+        aws.reset()
+        install_event_destinations()
+        yield
+        aws.reset()
+
+
+def test_events_topic_keeps_its_other_policy_statements_and_an_arn_must_exist(in_process_aws):
+    from chalicelib import aws
+    from ops import OpsError
+    from ops.provision import delete_ses_events, ensure_events_topic, ensure_ses_events
+
+    sns = aws.client("sns")
+    arn = sns.create_topic(Name="shared-topic")["TopicArn"]
+    theirs = {"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "SNS:Subscribe"}
+    policy = {"Version": "2012-10-17", "Statement": [theirs]}
+    sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
+
+    assert ensure_events_topic(arn, CONFIGURATION_SET) == arn  # an ARN is used as it is
+    assert ensure_events_topic("shared-topic", CONFIGURATION_SET) == arn  # and a name finds it
+    statements = json.loads(sns.get_topic_attributes(TopicArn=arn)["Attributes"]["Policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["Theirs", "AllowSESEventPublishing"]
+
+    with pytest.raises(OpsError, match="does not exist"):
+        ensure_events_topic(f"arn:aws:sns:{REGION}:123456789012:nowhere", CONFIGURATION_SET)
+
+    made = ensure_ses_events(CONFIGURATION_SET, "shared-topic")
+    assert (made["configuration_set_created"], made["event_destination"]) == (True, "created")
+    assert delete_ses_events(CONFIGURATION_SET, "shared-topic") == [
+        f"configuration set {CONFIGURATION_SET}",
+        f"SNS topic {arn}",
+    ]
+    assert delete_ses_events(CONFIGURATION_SET, "shared-topic") == []  # again: nothing left
+
+
+def test_an_event_destination_that_differs_is_put_right(in_process_aws):
+    from chalicelib import aws
+    from ops.provision import EVENT_DESTINATION, ensure_event_destination, ensure_ses_events
+
+    made = ensure_ses_events(CONFIGURATION_SET, TOPIC)
+    sesv2 = aws.client("sesv2")
+    sesv2.update_configuration_set_event_destination(
+        ConfigurationSetName=CONFIGURATION_SET,
+        EventDestinationName=EVENT_DESTINATION,
+        EventDestination={"Enabled": False, "MatchingEventTypes": ["SEND"]},
+    )
+    assert ensure_event_destination(CONFIGURATION_SET, made["events_topic_arn"]) == "updated"
+    assert ensure_event_destination(CONFIGURATION_SET, made["events_topic_arn"]) == "kept"
+
+
+def test_provision_takes_both_ses_names_or_neither():
+    from ops import OpsError
+    from ops.provision import provision
+
+    with pytest.raises(OpsError, match="give both"):
+        provision("t", "/p", SENDER, "alias/k", configuration_set=CONFIGURATION_SET)
+
+
 def test_console_names_each_message_without_its_text(emulator, records):
     message_id = emulator.send("console@example.com")
     records.of(message_id, 2)
