@@ -8,7 +8,7 @@
     simple-otp revoke-devices EMAIL (--all | ID)      # forget one device, or all
     simple-otp suppressed [EMAIL]                     # addresses not mailed (bounced, complained)
     simple-otp unsuppress EMAIL                       # mail that address again
-    simple-otp provision                              # table+stream+TTL, code key, sender
+    simple-otp provision                              # table+stream+TTL, keys, sender, SES events
     simple-otp --stage dev provision --write-config   # ...and config + policies
     simple-otp --stage dev policy [--check]           # IAM policy files
     simple-otp --stage dev deprovision --yes          # delete what provision made
@@ -38,13 +38,18 @@ PROG = "simple-otp"
 def _provision_command(args: argparse.Namespace, out: TextIO) -> int:
     env: Mapping[str, str] = os.environ
     table, parameter, sender, token_key = _names(env, args.stage)
-    result = provision.provision(table, parameter, sender, token_key)
+    configuration_set, events_topic = _ses_names(env, args.stage)
+    result = provision.provision(table, parameter, sender, token_key, configuration_set, events_topic)
     print(f"table {result['table']} ready (stream NEW_AND_OLD_IMAGES, TTL on expires_at)", file=out)
     print(f"code key {env['OTP_KEY_PARAMETER']} {'created' if result['key_created'] else 'kept'}", file=out)
     print(f"token key {token_key} {'created' if result['token_key_created'] else 'kept'}", file=out)
     print(f"sender {result['sender']}: {result['sender_status']}", file=out)
     if result["sender_status"] != "verified":
         print("  open the link SES mailed to that address, then run provision again", file=out)
+    created = "created" if result["configuration_set_created"] else "kept"
+    print(f"configuration set {configuration_set} {created}", file=out)
+    print(f"events topic {result['events_topic_arn']} ready (SES publishes the set's events)", file=out)
+    print(f"event destination {provision.EVENT_DESTINATION} {result['event_destination']}", file=out)
     print(f"OTP_STREAM_ARN={result['stream_arn']}", file=out)
     config_name = stage.config_file().name
     if args.write_config:
@@ -88,14 +93,33 @@ def _names(env: Mapping[str, str], stage_name: str) -> tuple[str, str, str, str]
     return table, parameter, sender, token_key
 
 
+def _ses_names(env: Mapping[str, str], stage_name: str) -> tuple[str, str]:
+    """The SES configuration set and the SNS topic of its events."""
+    names = ("OTP_SES_CONFIGURATION_SET", "OTP_SES_EVENTS_TOPIC")
+    missing = [name for name in names if not env.get(name)]
+    if missing:
+        raise OpsError(f"{missing[0]} is not set for stage {stage_name}")
+    return env[names[0]], env[names[1]]
+
+
 def _deprovision_command(args: argparse.Namespace, out: TextIO) -> int:
     table, parameter, sender, token_key = _names(os.environ, args.stage)
+    configuration_set, events_topic = _ses_names(os.environ, args.stage)
     if not args.yes:
         raise OpsError(
-            f"this deletes table {table} with every user, code key {parameter}, token key {token_key} "
+            f"this deletes table {table} with every user, code key {parameter}, token key {token_key}, "
+            f"configuration set {configuration_set}, topic {events_topic} "
             f"and sender {provision.sender_address(sender)}; add --yes to go ahead"
         )
-    removed = provision.deprovision(table, parameter, sender, token_key, keep_sender=args.keep_sender)
+    removed = provision.deprovision(
+        table,
+        parameter,
+        sender,
+        token_key,
+        keep_sender=args.keep_sender,
+        configuration_set=configuration_set,
+        events_topic=events_topic,
+    )
     for what in removed:
         print(f"deleted {what}", file=out)
     if not removed:
@@ -206,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     provision_parser = commands.add_parser(
         "provision",
         parents=[stage_option],
-        help="create table, stream, TTL, code key and sender identity (idempotent)",
+        help="create table, stream, TTL, keys, sender identity, SES configuration set and topic (idempotent)",
     )
     provision_parser.add_argument(
         "--write-config",
@@ -227,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
     deprovision_parser = commands.add_parser(
         "deprovision",
         parents=[stage_option],
-        help="delete the table (users too), code key, token key and sender identity",
+        help="delete the table (users too), keys, sender identity, SES configuration set and events topic",
     )
     deprovision_parser.add_argument("--yes", action="store_true", help="really delete")
     deprovision_parser.add_argument("--keep-sender", action="store_true", help="keep the SES identity")

@@ -29,6 +29,7 @@ import pytest
 
 from chalicelib import aws, keys
 from devstack.environment import without
+from devstack.local_ses import install_event_destinations
 from ops import OpsError, cli, stage
 from ops.policies import FUNCTIONS, function_name
 from ops.provision import ensure_code_key, ensure_table, provision, sender_address, table_definition
@@ -50,11 +51,31 @@ def dev_env() -> dict[str, str]:
 # ---------------------------------------------------------------- provisioning (in-process moto)
 
 
+def _missing_configuration_set_is_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SES answers NotFoundException for a configuration set that is not there; moto raises a
+    KeyError. Deprovisioning twice relies on the answer SES gives."""
+    from moto.ses.exceptions import NotFoundException
+    from moto.sesv2.models import SESV2Backend
+
+    original = SESV2Backend.delete_configuration_set
+
+    def delete(backend: Any, configuration_set_name: str) -> None:
+        if configuration_set_name not in backend.core_backend.config_sets:
+            raise NotFoundException(f"Configuration set <{configuration_set_name}> does not exist.")
+        original(backend, configuration_set_name)
+
+    monkeypatch.setattr(SESV2Backend, "delete_configuration_set", delete)
+
+
 @pytest.fixture
-def moto_aws() -> Iterator[None]:
-    """In-process moto, with os.environ put back afterwards (the CLI fills it)."""
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In-process moto, with os.environ put back afterwards (the CLI fills it).
+
+    moto has no SES API v2 event destinations: the local stack's emulator adds them."""
     from moto import mock_aws
 
+    install_event_destinations()
+    _missing_configuration_set_is_not_found(monkeypatch)
     saved = dict(os.environ)
     try:
         with mock_aws():
@@ -76,23 +97,38 @@ def _without_otp_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _inventory() -> dict[str, Any]:
     ddb, ssm, ses = aws.client("dynamodb"), aws.client("ssm"), aws.client("ses")
+    sesv2, sns = aws.client("sesv2"), aws.client("sns")
     return {
         "tables": ddb.list_tables()["TableNames"],
         "parameters": [(p["Name"], p["Type"]) for p in ssm.describe_parameters()["Parameters"]],
         "identities": ses.list_identities()["Identities"],
+        "configuration_sets": sesv2.list_configuration_sets()["ConfigurationSets"],
+        "topics": [t["TopicArn"].rsplit(":", 1)[1] for t in sns.list_topics()["Topics"]],
     }
+
+
+def _provision_dev(env: dict[str, str]) -> dict[str, Any]:
+    return provision(
+        env["OTP_TABLE_NAME"],
+        env["OTP_KEY_PARAMETER"],
+        env["OTP_SENDER"],
+        env["OTP_TOKEN_KEY_ID"],
+        env["OTP_SES_CONFIGURATION_SET"],
+        env["OTP_SES_EVENTS_TOPIC"],
+    )
 
 
 def test_provision_creates_exactly_what_the_app_needs_twice_in_a_row(moto_aws):
     env = dev_env()
     table, parameter, sender = env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"]
     token_key = env["OTP_TOKEN_KEY_ID"]
-    first = provision(table, parameter, sender, token_key)
+    configuration_set, topic = env["OTP_SES_CONFIGURATION_SET"], env["OTP_SES_EVENTS_TOPIC"]
+    first = _provision_dev(env)
     ddb, ssm, kms = aws.client("dynamodb"), aws.client("ssm"), aws.client("kms")
     key = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
     signing = kms.describe_key(KeyId=token_key)["KeyMetadata"]
 
-    second = provision(table, parameter, sender, token_key)
+    second = _provision_dev(env)
 
     assert first["key_created"] is True and second["key_created"] is False
     assert first["token_key_created"] is True and second["token_key_created"] is False
@@ -107,11 +143,27 @@ def test_provision_creates_exactly_what_the_app_needs_twice_in_a_row(moto_aws):
         "tables": [table],
         "parameters": [(parameter, "SecureString")],
         "identities": [sender_address(sender)],
+        "configuration_sets": [configuration_set],
+        "topics": [topic],
     }
+    # SES's events: the set, created once, publishes every event type to the topic the app subscribes to
+    assert first["configuration_set_created"] is True and second["configuration_set_created"] is False
+    assert (first["event_destination"], second["event_destination"]) == ("created", "kept")
+    assert second["events_topic_arn"] == first["events_topic_arn"]
+    assert first["events_topic_arn"].endswith(f":{topic}")
+    (destination,) = aws.client("sesv2").get_configuration_set_event_destinations(
+        ConfigurationSetName=configuration_set
+    )["EventDestinations"]
+    assert destination["SnsDestination"]["TopicArn"] == first["events_topic_arn"]
+    assert destination["Enabled"] is True
+    assert {"SEND", "DELIVERY", "DELIVERY_DELAY", "BOUNCE", "COMPLAINT", "REJECT"} <= set(
+        destination["MatchingEventTypes"]
+    )
     description = ddb.describe_table(TableName=table)["Table"]
     assert description["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert description["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert description["StreamSpecification"] == stream
     assert description["LatestStreamArn"] == first["stream_arn"]
     assert description["SSEDescription"]["Status"] == "ENABLED"
     ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
@@ -131,7 +183,7 @@ def test_provision_completes_a_table_made_without_stream_or_ttl(moto_aws):
     stream_arn = ensure_table(table)
 
     description = aws.client("dynamodb").describe_table(TableName=table)["Table"]
-    assert description["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
+    assert description["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert description["LatestStreamArn"] == stream_arn
     ttl = aws.client("dynamodb").describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expires_at"
@@ -185,7 +237,7 @@ def test_provision_cli_writes_config_and_policies(moto_aws, tmp_path, monkeypatc
 def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys):
     _without_otp_settings(monkeypatch)
     env = dev_env()
-    provision(env["OTP_TABLE_NAME"], env["OTP_KEY_PARAMETER"], env["OTP_SENDER"], env["OTP_TOKEN_KEY_ID"])
+    _provision_dev(env)
     token_key = aws.client("kms").describe_key(KeyId=env["OTP_TOKEN_KEY_ID"])["KeyMetadata"]["KeyId"]
 
     assert cli.main(["deprovision", "--stage", STAGE], out=io.StringIO()) == 2
@@ -194,8 +246,14 @@ def test_deprovision_removes_it_all_and_asks_first(moto_aws, monkeypatch, capsys
 
     out = io.StringIO()
     assert cli.main(["deprovision", "--stage", STAGE, "--yes"], out=out) == 0
-    assert out.getvalue().count("deleted") == 4
-    assert _inventory() == {"tables": [], "parameters": [], "identities": []}
+    assert out.getvalue().count("deleted") == 6
+    assert _inventory() == {
+        "tables": [],
+        "parameters": [],
+        "identities": [],
+        "configuration_sets": [],
+        "topics": [],
+    }
     kms = aws.client("kms")
     assert [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == env["OTP_TOKEN_KEY_ID"]] == []
     assert kms.describe_key(KeyId=token_key)["KeyMetadata"]["KeyState"] == "PendingDeletion"
@@ -503,6 +561,7 @@ def _free_port() -> int:
 def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    install_event_destinations()  # before the server maps its routes
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
