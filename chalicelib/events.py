@@ -60,8 +60,8 @@ _DETAILS = {
     "Complaint": "complaint",
     "Reject": "reject",
 }
-# SES did not try: the address is on the account's suppression list.
-_NOT_TRIED = {"OnAccountSuppressionList"}
+# SES did not try: the address is on SES's global suppression list, or the account's.
+_NOT_TRIED = {"Suppressed", "OnAccountSuppressionList"}
 
 
 def _epoch(value: Any) -> int | None:

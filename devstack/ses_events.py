@@ -12,8 +12,9 @@ recipient's mail server stands, an outcome for each recipient:
   ``bounce`` bounces (Permanent, General: 550 5.1.1 user unknown),
   ``complaint`` delivers and then complains (abuse), ``ooto`` delivers and
   the "recipient" sends an out-of-office reply to the sender, and
-  ``suppressionlist`` is a hard bounce SES makes itself without trying
-  (bounceSubType OnAccountSuppressionList).
+  ``suppressionlist`` is a hard bounce SES makes itself without trying, as
+  for an address on SES's global suppression list (bounceSubType
+  Suppressed).
 
 Nothing here touches moto; :mod:`devstack.local_ses` publishes the records.
 """
@@ -202,7 +203,7 @@ def suppressed_event(accepted: Accepted, recipient: str, at: float) -> dict[str,
         "mail": mail_object(accepted),
         "bounce": {
             "bounceType": "Permanent",
-            "bounceSubType": "OnAccountSuppressionList",
+            "bounceSubType": "Suppressed",
             "bouncedRecipients": [
                 {
                     "emailAddress": recipient,

@@ -106,6 +106,7 @@ def test_a_delivery_before_its_send_event_still_ends_delivered(stack, clock):
         ("Bounce", {"bounce_type": "Permanent", "bounce_subtype": "General"}, "bounced"),
         ("Bounce", {"bounce_type": "Transient", "bounce_subtype": "MailboxFull"}, "bounced"),
         ("Bounce", {"bounce_type": "Permanent", "bounce_subtype": "OnAccountSuppressionList"}, "rejected"),
+        ("Bounce", {"bounce_type": "Permanent", "bounce_subtype": "Suppressed"}, "rejected"),
         ("Complaint", {}, "complained"),
         ("Reject", {}, "rejected"),
     ],

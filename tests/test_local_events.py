@@ -203,7 +203,7 @@ def test_bounce_records_say_what_ses_says():
     ]
     listed = ses_events.receive(accepted("suppressionlist@simulator.amazonses.com"), 1_900_000_001.0)
     bounce = listed.events[0]["bounce"]
-    assert (bounce["bounceType"], bounce["bounceSubType"]) == ("Permanent", "OnAccountSuppressionList")
+    assert (bounce["bounceType"], bounce["bounceSubType"]) == ("Permanent", "Suppressed")
     assert "suppression list" in bounce["bouncedRecipients"][0]["diagnosticCode"]
     complaint = ses_events.receive(accepted("complaint@simulator.amazonses.com"), 1_900_000_001.0).events[1]
     assert complaint["complaint"]["complaintFeedbackType"] == "abuse"
@@ -392,7 +392,7 @@ def test_emulator_publishes_ses_records_and_the_mailbox_shows_the_outcome(
     for record in got:
         check_record(record, to, message_id)
     if "Bounce" in events:
-        expected = "OnAccountSuppressionList" if to.startswith("suppressionlist") else "General"
+        expected = "Suppressed" if to.startswith("suppressionlist") else "General"
         assert got[-1]["bounce"]["bounceSubType"] == expected
 
     [stored] = [m for m in emulator.messages() if m["message_id"] == message_id]
