@@ -987,14 +987,18 @@ def add_audit(
             ConditionExpression="attribute_not_exists(n) OR n <= :room",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_ddb(values),
-            ReturnValues="UPDATED_OLD",
+            ReturnValues="ALL_OLD",  # what was there: tells the new entries (no read units)
         )
     except ClientError as error:
         if is_conditional_failure(error):
             return None
         raise
     before = from_ddb(response.get("Attributes")) or {}
-    return sum(1 for name, entry in entries.items() if before.get(name) != dict(entry))
+    return sum(
+        1
+        for name, entry in entries.items()
+        if (before.get(name) != dict(entry) if name in replace else name not in before)
+    )
 
 
 def get_audit(table: str, pks: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:

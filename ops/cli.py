@@ -6,6 +6,7 @@
     simple-otp enable-user EMAIL
     simple-otp devices EMAIL                          # the account's trusted devices
     simple-otp revoke-devices EMAIL (--all | ID)      # forget one device, or all
+    simple-otp audit EMAIL [--days N]                 # the account's audit trail (90 days at most)
     simple-otp suppressed [EMAIL]                     # addresses not mailed (bounced, complained)
     simple-otp unsuppress EMAIL                       # mail that address again
     simple-otp provision                              # table+stream+TTL, keys, sender, SES events
@@ -30,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from chalicelib.errors import error_code
-from ops import OpsError, devices, policies, provision, stage, suppression, users
+from ops import OpsError, audit, devices, policies, provision, stage, suppression, users
 
 PROG = "simple-otp"
 
@@ -217,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     revoke_parser.add_argument("email")
     revoke_parser.add_argument("id", nargs="?", help="a device ID from 'devices EMAIL'")
     revoke_parser.add_argument("--all", action="store_true", help="every device of the account")
+    audit_parser = commands.add_parser(
+        "audit", parents=[stage_option], help="list the account's audit trail, oldest first"
+    )
+    audit_parser.add_argument("email")
+    audit_parser.add_argument("--days", type=int, default=90, help="how far back (1 to 90, default 90)")
     suppressed_parser = commands.add_parser(
         "suppressed",
         parents=[stage_option],
@@ -292,6 +298,9 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, out: Te
             return _backfill_command(args, out)
         if args.command in ("devices", "revoke-devices"):
             return _devices_command(args, out)
+        if args.command == "audit":
+            audit.show(stage.load_settings(), args.email, args.days, out)
+            return 0
         if args.command in ("suppressed", "unsuppress"):
             return _suppression_command(args, out)
         return _user_command(args, stdin, out)

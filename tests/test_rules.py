@@ -103,7 +103,7 @@ def test_table_has_ttl_on_expires_at_and_a_new_image_stream(stack):
     ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expires_at"
     spec = client.describe_table(TableName=name)["Table"]["StreamSpecification"]
-    assert spec == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert spec == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_code_key_is_read_once_per_container(stack, monkeypatch):
