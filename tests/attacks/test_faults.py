@@ -435,8 +435,9 @@ def test_a_container_started_with_no_aws_reachable_answers_503_and_logs_one_line
         [sys.executable, "-c", CONTAINER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     answers = [line.split(" ", 1) for line in done.stdout.splitlines() if line[:3].isdigit()]
-    # Chalice logs to stdout, which Lambda sends to CloudWatch Logs
-    errors_logged = [line for line in done.stdout.splitlines() if " - ERROR - " in line]
+    # The app logs JSON lines (Powertools) to stdout, which Lambda sends to CloudWatch Logs
+    logged = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    errors_logged = [line for line in logged if line.get("level") == "ERROR"]
     attack_log(
         "fault: container starts with AWS unreachable",
         len(answers),
@@ -448,8 +449,9 @@ def test_a_container_started_with_no_aws_reachable_answers_503_and_logs_one_line
     for _, body in answers:
         assert json.loads(body)["error"] == "service_unavailable"
     parameter = TEST_ENV["OTP_KEY_PARAMETER"]
-    assert [line.rstrip() for line in errors_logged] == [
-        f"simple-otp - ERROR - code key unavailable: parameter={parameter} reason=EndpointConnectionError",
-        "simple-otp - ERROR - AWS unavailable: EndpointConnectionError",
+    assert [(line["service"], line["message"].rstrip()) for line in errors_logged] == [
+        ("simple-otp", f"code key unavailable: parameter={parameter} reason=EndpointConnectionError"),
+        ("simple-otp", "AWS unavailable: EndpointConnectionError"),
     ], done.stdout[-2000:]
+    assert all(line.get("request_id") for line in errors_logged)  # each names its request
     assert "Traceback" not in done.stderr + done.stdout
