@@ -580,6 +580,19 @@ def _register_session(
     return {"Update": request}
 
 
+def _put_new(table: str, item: Mapping[str, Any]) -> bool:
+    """One PutItem of an item whose key must be new; False (nothing written) when it exists."""
+    from botocore.exceptions import ClientError
+
+    try:
+        _ddb().put_item(TableName=table, Item=to_ddb(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return False
+        raise
+    return True
+
+
 def create_account(
     table: str, email: str, password_hash: str, sub: str, now: int, devices: Mapping[str, Any]
 ) -> bool:
@@ -588,7 +601,6 @@ def create_account(
     False when the address already has one (another sign-up won the race,
     or an operator made it): nothing is overwritten.
     """
-    from botocore.exceptions import ClientError
 
     item = {
         "pk": user_key(email),
@@ -603,13 +615,7 @@ def create_account(
         "created_at": now,
         "updated_at": now,
     }
-    try:
-        _ddb().put_item(TableName=table, Item=to_ddb(item), ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as error:
-        if is_conditional_failure(error):
-            return False
-        raise
-    return True
+    return _put_new(table, item)
 
 
 def add_device(
@@ -870,7 +876,6 @@ def suppress(table: str, email: str, reason: str, detail: str, at: int, message_
 
     False when it already was: the first reason is kept.
     """
-    from botocore.exceptions import ClientError
 
     item = {
         "pk": suppression_key(email),
@@ -881,13 +886,7 @@ def suppress(table: str, email: str, reason: str, detail: str, at: int, message_
         "at": at,
         "message_id": message_id,
     }
-    try:
-        _ddb().put_item(TableName=table, Item=to_ddb(item), ConditionExpression="attribute_not_exists(pk)")
-    except ClientError as error:
-        if is_conditional_failure(error):
-            return False
-        raise
-    return True
+    return _put_new(table, item)
 
 
 def get_suppression(table: str, email: str) -> dict[str, Any] | None:

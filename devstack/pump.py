@@ -35,16 +35,23 @@ class StreamHandler:
     batch_size: int
 
 
+def registered(app_module: ModuleType, config_type: type) -> list[tuple[Any, Handler]]:
+    """(event source, its function) for each event source of ``config_type`` the app registered."""
+    return [
+        (source, getattr(app_module, source.handler_string.rpartition(".")[2]))
+        for source in app_module.app.event_sources
+        if isinstance(source, config_type)
+    ]
+
+
 def stream_handlers(app_module: ModuleType) -> list[StreamHandler]:
     """The app's DynamoDB stream handlers, found as Chalice registered them."""
     from chalice.app import DynamoDBEventConfig
 
-    found = []
-    for source in app_module.app.event_sources:
-        if isinstance(source, DynamoDBEventConfig):
-            function = getattr(app_module, source.handler_string.rpartition(".")[2])
-            found.append(StreamHandler(source.name, function, source.batch_size))
-    return found
+    return [
+        StreamHandler(source.name, function, source.batch_size)
+        for source, function in registered(app_module, DynamoDBEventConfig)
+    ]
 
 
 def _reason(error: Exception) -> str:

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from chalicelib.errors import error_code
+from devstack.pump import registered
 
 POLL_SECONDS = 0.2
 MAX_RETRY_SECONDS = 5
@@ -45,12 +46,10 @@ def sns_handlers(app_module: ModuleType) -> list[SnsHandler]:
     """The app's SNS handlers, found as Chalice registered them."""
     from chalice.app import SNSEventConfig
 
-    found = []
-    for source in app_module.app.event_sources:
-        if isinstance(source, SNSEventConfig):
-            function = getattr(app_module, source.handler_string.rpartition(".")[2])
-            found.append(SnsHandler(source.name, function, source.topic))
-    return found
+    return [
+        SnsHandler(source.name, function, source.topic)
+        for source, function in registered(app_module, SNSEventConfig)
+    ]
 
 
 def subscribes_to(topic: str, topic_arn: str) -> bool:
