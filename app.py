@@ -110,7 +110,7 @@ def start_sign_in() -> Response:
 
 @app.route("/otp/verify", **ROUTE)
 def verify_code() -> Response:
-    return _handle(lambda body: challenges.verify(SETTINGS, body, _user_agent()))
+    return _handle(lambda body: challenges.verify(SETTINGS, body, _user_agent(), _source_ip()))
 
 
 @app.route("/otp/resend", **ROUTE)
@@ -130,7 +130,7 @@ def sign_up() -> Response:
 
 @app.route("/signup/verify", **ROUTE)
 def verify_sign_up() -> Response:
-    return _handle(lambda body: selfservice.signup_verify(SETTINGS, body, _user_agent()), 201)
+    return _handle(lambda body: selfservice.signup_verify(SETTINGS, body, _user_agent(), _source_ip()), 201)
 
 
 @app.route("/password/reset", **ROUTE)
@@ -140,7 +140,7 @@ def reset_password() -> Response:
 
 @app.route("/password/reset/confirm", **ROUTE)
 def confirm_password_reset() -> Response:
-    return _handle(lambda body: selfservice.reset_confirm(SETTINGS, body))
+    return _handle(lambda body: selfservice.reset_confirm(SETTINGS, body, _source_ip()))
 
 
 # Every method is routed here so that the others get the JSON error shape (405).

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from chalicelib import codes, events, keys, mail, observe, store
+from chalicelib import audit, codes, events, keys, mail, observe, store
 from chalicelib.clock import now
 from chalicelib.errors import OtpError, error_code
 from chalicelib.settings import Settings
@@ -163,6 +163,14 @@ def deliver(cfg: Settings, records: Iterable[Record]) -> int:
 
 
 def on_stream(cfg: Settings, records: Iterable[Record]) -> int:
-    """The stream handler: mail what is new in the batch; returns how many were sent."""
+    """The stream handler: mail what is new in the batch, then write its audit trail.
+
+    Mail first, so no code waits behind the audit; a batch that raises for
+    a mail to retry is audited when it comes again (audit entries are named
+    by what they record, so a batch seen twice writes each once).
+    Returns how many mails were sent.
+    """
     batch = list(records)
-    return deliver(cfg, batch)
+    sent = deliver(cfg, batch)
+    audit.record_stream(cfg, batch)
+    return sent

@@ -63,11 +63,13 @@ def signup(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[s
     )
 
 
-def signup_verify(cfg: Settings, body: dict[str, Any], user_agent: str | None) -> dict[str, Any]:
+def signup_verify(
+    cfg: Settings, body: dict[str, Any], user_agent: str | None, source_ip: str | None = None
+) -> dict[str, Any]:
     """POST /signup/verify: the right code creates the account and signs the person in (201)."""
     session_id = inputs.session_id(body)
     submitted = inputs.code(body, cfg.code_length)
-    before, at = challenges.check_code(cfg, session_id, submitted, "signup")
+    before, at = challenges.check_code(cfg, session_id, submitted, "signup", source_ip)
     label = codes.session_tag(session_id)
     if "password_hash" not in before:  # never: such a session has no right code
         raise SessionClosed("expired")
@@ -101,7 +103,7 @@ def reset(cfg: Settings, body: dict[str, Any], source_ip: str | None) -> dict[st
     return challenges.open_session(cfg, email, source_ip, "reset", "reset-unknown", {"account_version": 0})
 
 
-def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
+def reset_confirm(cfg: Settings, body: dict[str, Any], source_ip: str | None = None) -> dict[str, Any]:
     """POST /password/reset/confirm: the right code sets the new password (200).
 
     Then, in this order: every open session of the account is closed, every
@@ -119,7 +121,7 @@ def reset_confirm(cfg: Settings, body: dict[str, Any]) -> dict[str, Any]:
     session = store.get_session(cfg.table_name, digest)
     own = session is not None and session.get("purpose") == "reset"
     _policy(new_password, session["email"] if session is not None and own else "")
-    before, at = challenges.check_code(cfg, session_id, submitted, "reset")
+    before, at = challenges.check_code(cfg, session_id, submitted, "reset", source_ip)
     email = before["email"]
     user = store.save_user(
         cfg.table_name,
