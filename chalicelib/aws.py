@@ -35,10 +35,16 @@ def _config(service: str) -> Any:
 
 
 @cache
-def _client(service: str) -> Any:
+def _session() -> Any:
+    """One botocore session per container: its loaded models and endpoint data serve every client."""
     import boto3
 
-    return boto3.session.Session().client(service, config=_config(service))
+    return boto3.session.Session()
+
+
+@cache
+def _client(service: str) -> Any:
+    return _session().client(service, config=_config(service))
 
 
 def client(service: str) -> Any:
@@ -51,3 +57,4 @@ def reset() -> None:
     """Forget every client (tests that switch endpoints or credentials)."""
     with _lock:
         _client.cache_clear()
+        _session.cache_clear()
