@@ -16,5 +16,7 @@ if [ -f frontend/package.json ]; then
   (cd frontend && npm test --silent)
 fi
 
-say "Python: pytest"
-.venv/bin/python -m pytest "$@"
+say "Python: pytest (two workers, each test file on one of them)"
+# Servers bind free ports and tests keep to their own data, so files run side
+# by side; a module's stack or browser starts once, on its file's worker.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
