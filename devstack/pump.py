@@ -54,6 +54,13 @@ def stream_handlers(app_module: ModuleType) -> list[StreamHandler]:
     ]
 
 
+def lambda_context(name: str) -> Any:
+    """The context Lambda hands the function ``name`` (as chalice local makes one)."""
+    from chalice.local import LambdaContext
+
+    return LambdaContext(name, memory_size=128, max_runtime_ms=60_000)
+
+
 def _reason(error: Exception) -> str:
     return f"{type(error).__name__} {error_code(error)}".strip()
 
@@ -74,11 +81,6 @@ class Pump:
         self.log = log
         self.pending: list[dict[str, Any]] = []
 
-    def _context(self) -> Any:
-        from chalice.local import LambdaContext
-
-        return LambdaContext(self.target.name, memory_size=128, max_runtime_ms=60_000)
-
     def tick(self) -> int:
         """Hand the kept or new records to the handler; return how many it took.
 
@@ -90,7 +92,7 @@ class Pump:
         handled = 0
         while self.pending:
             batch = self.pending[: self.target.batch_size]
-            self.target.handler(lambda_event(batch, self.stream_arn), self._context())
+            self.target.handler(lambda_event(batch, self.stream_arn), lambda_context(self.target.name))
             del self.pending[: len(batch)]
             handled += len(batch)
         return handled

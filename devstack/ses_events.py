@@ -172,51 +172,41 @@ def delivery_event(accepted: Accepted, recipient: str, at: float) -> dict[str, A
     }
 
 
-def bounce_event(accepted: Accepted, recipient: str, at: float) -> dict[str, Any]:
-    """The simulator's bounce: the receiving server answered 550 5.1.1."""
+def _hard_bounce(
+    accepted: Accepted, recipient: str, at: float, subtype: str, diagnostic: str, mta: dict[str, str]
+) -> dict[str, Any]:
+    """A permanent bounce event: who reported it (``mta``) and why."""
     return {
         "eventType": "Bounce",
         "mail": mail_object(accepted),
         "bounce": {
             "bounceType": "Permanent",
-            "bounceSubType": "General",
+            "bounceSubType": subtype,
             "bouncedRecipients": [
                 {
                     "emailAddress": recipient,
                     "action": "failed",
                     "status": "5.1.1",
-                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                    "diagnosticCode": diagnostic,
                 }
             ],
             "timestamp": iso(at),
             "feedbackId": feedback_id(),
-            "reportingMTA": f"dsn; {REPORTING_MTA}",
-            "remoteMtaIp": REMOTE_MTA_IP,
+            **mta,
         },
     }
+
+
+def bounce_event(accepted: Accepted, recipient: str, at: float) -> dict[str, Any]:
+    """The simulator's bounce: the receiving server answered 550 5.1.1."""
+    mta = {"reportingMTA": f"dsn; {REPORTING_MTA}", "remoteMtaIp": REMOTE_MTA_IP}
+    return _hard_bounce(accepted, recipient, at, "General", "smtp; 550 5.1.1 user unknown", mta)
 
 
 def suppressed_event(accepted: Accepted, recipient: str, at: float) -> dict[str, Any]:
     """The hard bounce SES makes itself for an address on the suppression list (nothing was tried)."""
-    return {
-        "eventType": "Bounce",
-        "mail": mail_object(accepted),
-        "bounce": {
-            "bounceType": "Permanent",
-            "bounceSubType": "Suppressed",
-            "bouncedRecipients": [
-                {
-                    "emailAddress": recipient,
-                    "action": "failed",
-                    "status": "5.1.1",
-                    "diagnosticCode": SUPPRESSED_DIAGNOSTIC,
-                }
-            ],
-            "timestamp": iso(at),
-            "feedbackId": feedback_id(),
-            "reportingMTA": "dns; amazonses.com",
-        },
-    }
+    mta = {"reportingMTA": "dns; amazonses.com"}
+    return _hard_bounce(accepted, recipient, at, "Suppressed", SUPPRESSED_DIAGNOSTIC, mta)
 
 
 def complaint_event(accepted: Accepted, recipient: str, delivered_at: float, at: float) -> dict[str, Any]:

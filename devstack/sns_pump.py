@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from chalicelib.errors import error_code
-from devstack.pump import registered
+from devstack.pump import lambda_context, registered
 
 POLL_SECONDS = 0.2
 MAX_RETRY_SECONDS = 5
@@ -139,11 +139,6 @@ class SnsPump:
         self.target = target
         self.log = log
 
-    def _context(self) -> Any:
-        from chalice.local import LambdaContext
-
-        return LambdaContext(self.target.name, memory_size=128, max_runtime_ms=60_000)
-
     def tick(self) -> int:
         """Hand each visible message to the handler; return how many it took.
 
@@ -162,7 +157,7 @@ class SnsPump:
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             try:
                 event = lambda_event(json.loads(message["Body"]), self.subscription_arn)
-                self.target.handler(event, self._context())
+                self.target.handler(event, lambda_context(self.target.name))
             except Exception as error:  # noqa: BLE001 - Lambda retries whatever the handler raised
                 delay = retry_seconds(receives)
                 self.sqs.change_message_visibility(
