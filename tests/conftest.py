@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.testenv import forget_containers, provision_demo, use_test_environment  # noqa: E402
 from tests import logscan  # noqa: E402
+from tests.attacks.summary import pytest_terminal_summary  # noqa: E402, F401 - the attack table
 from tests.support import Stack  # noqa: E402
 
 use_test_environment()
