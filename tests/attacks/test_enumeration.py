@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from devstack.environment import DEMO_EMAIL
 from tests.attacks.helpers import check_error, median
 
@@ -147,6 +149,7 @@ def _measure(stack) -> tuple[float, float, float, float, float]:
     return c_unknown, c_wrong, gap, median(wall[unknown]), median(wall[wrong])
 
 
+@pytest.mark.timing
 def test_unknown_email_and_wrong_password_take_the_same_time(stack, attack_log):
     """30 of each, interleaved after a warm-up; the CPU-time medians differ by under 20%.
 
@@ -177,6 +180,7 @@ def test_unknown_email_and_wrong_password_take_the_same_time(stack, attack_log):
     assert gap < GAP, measured
 
 
+@pytest.mark.timing
 def test_the_checks_see_a_skipped_hash(stack, monkeypatch):
     """The control: were unknown addresses answered without the dummy hash, both checks would fail."""
     from chalicelib import credentials

@@ -113,6 +113,7 @@ def _medians(stack, path: str, known: dict, unknown: dict) -> tuple[float, float
 
 
 @pytest.mark.parametrize("flow", CASES)
+@pytest.mark.timing
 def test_existing_and_new_addresses_take_the_same_time(stack, open_limits, attack_log, flow):
     """30 of each, interleaved, CPU-time medians under 20% apart (re-measured up to 3 times)."""
     path, known, unknown = CASES[flow]
