@@ -20,8 +20,10 @@ say "Python: pytest (two workers, each test file on one of them)"
 # Servers bind free ports and tests keep to their own data, so files run side
 # by side; a module's stack or browser starts once, on its file's worker.
 # The timing comparisons (marker "timing") run after, alone on the machine.
-# (exit code 5: the arguments chose no test of that part, which is fine)
-run() { .venv/bin/python -m pytest "$@" || [ $? -eq 5 ]; }
-run -n "${PYTEST_WORKERS:-2}" --dist loadfile -m "not timing" "$@"
+if [ $# -gt 0 ]; then  # the caller's selection, as given, on the workers
+  .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
+  exit
+fi
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile -m "not timing"
 say "Python: pytest, the timing comparisons alone"
-run -m timing "$@"
+.venv/bin/python -m pytest -m timing
