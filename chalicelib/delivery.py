@@ -79,15 +79,10 @@ def _key(cfg: Settings, item: Mapping[str, Any]) -> bytes:
     return keys.key_at(cfg.key_parameter, int(version))
 
 
-def _claim(cfg: Settings, item: dict[str, Any], at: int) -> store.Claim | str:
-    """Claim the item for mailing (a Claim says whether it was), or RETRY when its key is missing."""
+def _claim(cfg: Settings, item: dict[str, Any], at: int) -> store.Claim:
+    """Claim the item for mailing; the Claim says whether it was."""
     if item["kind"] == "notice":
         return store.claim_notice(cfg.table_name, item, at)
-    if mail.KINDS[item.get("mail", "signin")].has_code:
-        try:
-            _key(cfg, item)  # before the claim: without a key nothing is claimed
-        except OtpError:
-            return RETRY
     return store.claim_challenge(cfg.table_name, item, at, cfg.max_attempts)
 
 
@@ -112,9 +107,11 @@ def _mail_one(cfg: Settings, item: dict[str, Any]) -> str:
         return "skipped"
     if kind == "none":  # a reset for no account, from before such resets were mailed
         return "skipped"
+    try:  # the key first: without it nothing is claimed
+        key = _key(cfg, item) if mail.KINDS[kind].has_code else None
+    except OtpError:
+        return RETRY
     claim = _claim(cfg, item, at)
-    if isinstance(claim, str):
-        return claim
     if not claim.claimed:
         log.info(
             "not mailed, %s: %s", claim.reason, label, extra=observe.fields(session=tag, outcome=claim.reason)
@@ -125,7 +122,6 @@ def _mail_one(cfg: Settings, item: dict[str, Any]) -> str:
             )
         return "skipped"
     try:
-        key = _key(cfg, item) if mail.KINDS[kind].has_code else None
         code = codes.derive_code(key, item["nonce"], cfg.code_length) if key is not None else None
         message = mail.render(cfg.sender, item["email"], code, int(item.get("valid_seconds", 0)), kind)
         message_id = mail.send(cfg.sender, item["email"], message, cfg.configuration_set, _tags(item))
